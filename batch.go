@@ -1,0 +1,195 @@
+package pipeline
+
+import "time"
+
+// Batch groups the items of in, in order, into slices of at most size items.
+// A batch is sent when it holds size items, or when maxWait has passed since
+// its first item arrived (maxWait <= 0: by size only); the partial batch is
+// sent when the input closes and at once on [Pipeline.Stop] (items arriving
+// after Stop form new batches until the input closes). No batch is ever
+// empty, and each slice is new: downstream may keep it. [StageStats] counts
+// items, not batches, in In and Out. On cancel the partial batch is
+// discarded. size < 1 or a nil in is an invalid argument.
+func Batch[T any](p *Pipeline, in <-chan T, size int, maxWait time.Duration, opts ...StageOption) <-chan []T {
+	s, _, out, in, ok := transform[T, []T](p, "batch", in, 1, false, optsBasic, opts)
+	if ok && size < 1 {
+		p.invalid(s, "size = %d, must be >= 1", size)
+		close(out)
+		return out
+	}
+	if !ok {
+		return out
+	}
+	ctr := &s.ctr[0]
+	goWorker(p, s, nil, func() {
+		b := batcher[T]{p: p, out: out, ctr: ctr, size: size}
+		if maxWait <= 0 {
+			b.bySize(in)
+		} else {
+			b.byTime(in, maxWait)
+		}
+	}, closer(1, out))
+	return out
+}
+
+type batcher[T any] struct {
+	p    *Pipeline
+	out  chan []T
+	ctr  *counters
+	size int
+	cur  []T
+}
+
+// add appends v and sends the batch if it is full; false means stop.
+func (b *batcher[T]) add(v T) bool {
+	if b.cur == nil {
+		b.cur = make([]T, 0, b.size)
+	}
+	b.ctr.in.Add(1)
+	b.cur = append(b.cur, v)
+	b.ctr.called.Add(1)
+	if len(b.cur) < b.size {
+		return true
+	}
+	return b.flush()
+}
+
+// flush sends the partial batch, if any; false means the pipeline is done.
+func (b *batcher[T]) flush() bool {
+	if len(b.cur) == 0 {
+		return true
+	}
+	n := uint64(len(b.cur))
+	if !send(b.p, b.out, b.cur) {
+		return false
+	}
+	b.ctr.out.Add(n)
+	b.cur = nil
+	return true
+}
+
+// bySize batches by size only: a plain range over the input, with a look at
+// Stop once the input runs dry.
+func (b *batcher[T]) bySize(in <-chan T) {
+	stop := b.p.stopCh
+	for {
+		select {
+		case v, ok := <-in:
+			if !ok {
+				b.flush()
+				return
+			}
+			if b.p.halted() {
+				b.p.noteCancel()
+				return
+			}
+			if !b.add(v) {
+				return
+			}
+			continue
+		default:
+		}
+		select {
+		case v, ok := <-in:
+			if !ok {
+				b.flush()
+				return
+			}
+			if b.p.halted() {
+				b.p.noteCancel()
+				return
+			}
+			if !b.add(v) {
+				return
+			}
+		case <-stop:
+			stop = nil
+			if !b.flush() {
+				return
+			}
+		}
+	}
+}
+
+// byTime batches by size and by the time since a batch's first item.
+func (b *batcher[T]) byTime(in <-chan T, maxWait time.Duration) {
+	timer := time.NewTimer(maxWait)
+	timer.Stop()
+	defer timer.Stop()
+	var expired <-chan time.Time // non-nil while a partial batch waits
+	stop := b.p.stopCh
+	for {
+		var v T
+		var ok bool
+		select {
+		case v, ok = <-in:
+		default:
+			select {
+			case v, ok = <-in:
+			case <-expired:
+				expired = nil
+				if !b.flush() {
+					return
+				}
+				continue
+			case <-stop:
+				stop = nil
+				expired = nil
+				timer.Stop()
+				if !b.flush() {
+					return
+				}
+				continue
+			}
+		}
+		if !ok {
+			b.flush()
+			return
+		}
+		if b.p.halted() {
+			b.p.noteCancel()
+			return
+		}
+		if !b.add(v) {
+			return
+		}
+		switch {
+		case len(b.cur) == 0: // just sent a full batch
+			if expired != nil {
+				timer.Stop()
+				expired = nil
+			}
+		case len(b.cur) == 1:
+			timer.Reset(maxWait)
+			expired = timer.C
+		}
+	}
+}
+
+// Unbatch sends every item of every slice of in, in order: the inverse of
+// [Batch]. [StageStats] counts items in In and Out. Cancel and Stop behave as
+// in [Buffer]. A nil in is an invalid argument.
+func Unbatch[T any](p *Pipeline, in <-chan []T, opts ...StageOption) <-chan T {
+	s, _, out, in, ok := transform[[]T, T](p, "unbatch", in, 1, false, optsBasic, opts)
+	if !ok {
+		return out
+	}
+	ctr := &s.ctr[0]
+	goWorker(p, s, nil, func() {
+		for b := range in {
+			ctr.in.Add(uint64(len(b)))
+			for _, v := range b {
+				if p.halted() {
+					p.noteCancel()
+					return
+				}
+				if !send(p, out, v) {
+					return
+				}
+				ctr.out.Add(1)
+			}
+			ctr.called.Add(uint64(len(b)))
+		}
+	}, closer(1, out))
+	return out
+}

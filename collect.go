@@ -1,0 +1,169 @@
+package pipeline
+
+import (
+	"context"
+	"iter"
+)
+
+// Sinks consume their input to its end, then return [Pipeline.Wait]: when a
+// sink returns, every goroutine of the pipeline has returned.
+
+// Collect gathers every item of in, in arrival order, and returns them with
+// the pipeline's result ([Pipeline.Wait]). On failure it returns what arrived
+// before the pipeline stopped, and the error. A nil in is an invalid argument.
+func Collect[T any](p *Pipeline, in <-chan T) ([]T, error) {
+	if p == nil {
+		return nil, errNilPipeline()
+	}
+	in, ok := sinkInput(p, "collect", in)
+	if !ok {
+		return nil, p.Wait()
+	}
+	var out []T
+	for v := range in {
+		out = append(out, v)
+	}
+	return out, p.Wait()
+}
+
+// ForEach calls fn on every item of in with workers goroutines, in no
+// particular order, then returns the pipeline's result ([Pipeline.Wait]). At
+// most workers calls run at once. Errors, panics, options ([Timeout], [Retry],
+// [OnError], [Limit]), cancel and Stop behave as in [FanOut]. workers < 1, a
+// nil fn or a nil in is an invalid argument.
+func ForEach[T any](p *Pipeline, in <-chan T, workers int, fn func(context.Context, T) error, opts ...StageOption) error {
+	if p == nil {
+		return errNilPipeline()
+	}
+	s, cfg, out, in, ok := transform[T, struct{}](p, "foreach", in, workers, fn == nil, optsCall, opts)
+	if ok {
+		s.queue = nil
+		c := newCaller(p, s, cfg, func(ctx context.Context, v T) (struct{}, error) {
+			return struct{}{}, fn(ctx, v)
+		})
+		runWorkers(p, s, in, nil, workers, func(ctr *counters) step[T, struct{}] {
+			call := callStep(c)(ctr)
+			return func(v T) (struct{}, bool, bool) {
+				_, sent, ok := call(v)
+				if sent {
+					ctr.out.Add(1) // handled: counted as out
+				}
+				return struct{}{}, false, ok
+			}
+		})
+		close(out) // never used: a sink has no output
+	}
+	return p.Wait()
+}
+
+// Reduce folds every item of in into an accumulator, starting from init, in
+// arrival order, on the calling goroutine, and returns it with the pipeline's
+// result ([Pipeline.Wait]). A panic in fn fails the pipeline with a
+// [*PanicError] and returns the accumulator as it was. A nil fn or a nil in
+// is an invalid argument.
+func Reduce[T, A any](p *Pipeline, in <-chan T, init A, fn func(A, T) A) (A, error) {
+	if p == nil {
+		return init, errNilPipeline()
+	}
+	if fn == nil {
+		p.fail(errArg("reduce", "fn must not be nil"))
+		return init, p.Wait()
+	}
+	in, ok := sinkInput(p, "reduce", in)
+	if !ok {
+		return init, p.Wait()
+	}
+	acc := init
+	func() {
+		var cur T
+		defer func() {
+			if x := recover(); x != nil {
+				p.fail(&StageError{Stage: "reduce", Item: cur, Err: panicError(x)})
+			}
+		}()
+		for v := range in {
+			cur = v
+			acc = fn(acc, v)
+		}
+	}()
+	return acc, p.Wait()
+}
+
+// First returns the first item of in and true, then stops the pipeline: every
+// stage upstream is cancelled, and that early exit is not a failure, so the
+// error is nil unless something failed before. If in closes with no item,
+// First returns the zero value, false and the pipeline's result. A nil in is
+// an invalid argument.
+func First[T any](p *Pipeline, in <-chan T) (T, bool, error) {
+	var zero T
+	if p == nil {
+		return zero, false, errNilPipeline()
+	}
+	in, ok := sinkInput(p, "first", in)
+	if !ok {
+		return zero, false, p.Wait()
+	}
+	v, ok := <-in
+	if ok {
+		p.exitEarly()
+	}
+	return v, ok, p.Wait()
+}
+
+// Drain reads in to its end, discarding every item, and returns the
+// pipeline's result ([Pipeline.Wait]): the sink for pipelines whose last stage
+// does the work. A nil in is an invalid argument.
+func Drain[T any](p *Pipeline, in <-chan T) error {
+	if p == nil {
+		return errNilPipeline()
+	}
+	in, ok := sinkInput(p, "drain", in)
+	if ok {
+		for range in {
+		}
+	}
+	return p.Wait()
+}
+
+// All returns an iterator over the items of in, in arrival order, for a range
+// loop. Breaking out of the loop is an early exit: the pipeline is cancelled,
+// which is not a failure. When the loop ends (either way, or by a panic in its
+// body) every goroutine of the pipeline has returned; call [Pipeline.Wait]
+// afterwards for the pipeline's result. A nil in is an invalid argument: the
+// iterator yields nothing and Wait reports it.
+func All[T any](p *Pipeline, in <-chan T) iter.Seq[T] {
+	if p == nil {
+		return func(func(T) bool) {}
+	}
+	in, ok := sinkInput(p, "all", in)
+	return func(yield func(T) bool) {
+		if !ok {
+			return
+		}
+		ended := false
+		defer func() {
+			if !ended {
+				p.exitEarly()
+			}
+			_ = p.Wait()
+		}()
+		for v := range in {
+			if !yield(v) {
+				return
+			}
+		}
+		ended = true
+	}
+}
+
+// sinkInput checks a sink's input like a stage's: a channel the pipeline did
+// not make is adopted as by FromChan; nil fails the pipeline.
+func sinkInput[T any](p *Pipeline, sink string, in <-chan T) (<-chan T, bool) {
+	in, ok := input(p, nil, in)
+	if !ok {
+		p.fail(errArg(sink, "input channel must not be nil"))
+	}
+	return in, ok
+}
+
+func errNilPipeline() error { return errArg("pipeline", "nil *Pipeline") }

@@ -1,0 +1,59 @@
+package pipeline
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Diagram returns a Mermaid flowchart (flowchart LR) of the pipeline as
+// built: one node per stage with its name, kind and worker count, and one
+// arrow per channel between stages, labelled with the upstream stage's queue
+// depth. Each node also shows the stage's live counters (in, out, and dropped
+// and errors when not zero), so a call while the pipeline runs is a
+// snapshot of its progress. Paste the text into a ```mermaid block of a
+// Markdown file to have GitHub draw it.
+func (p *Pipeline) Diagram() string {
+	if p == nil {
+		return "flowchart LR\n"
+	}
+	stats := p.Stats()
+	p.mu.Lock()
+	edges := make([][]int, len(p.stages))
+	for i, s := range p.stages {
+		for _, u := range s.inputs {
+			edges[i] = append(edges[i], u.index)
+		}
+	}
+	p.mu.Unlock()
+
+	var b strings.Builder
+	b.WriteString("flowchart LR\n")
+	for i, st := range stats {
+		workers := "1 worker"
+		if st.Workers != 1 {
+			workers = fmt.Sprintf("%d workers", st.Workers)
+		}
+		counts := fmt.Sprintf("in %d · out %d", st.In, st.Out)
+		if st.Dropped > 0 {
+			counts += fmt.Sprintf(" · dropped %d", st.Dropped)
+		}
+		if st.Errors > 0 {
+			counts += fmt.Sprintf(" · errors %d", st.Errors)
+		}
+		fmt.Fprintf(&b, "    s%d[\"<b>%s</b><br/>%s · %s<br/>%s\"]\n",
+			i+1, mermaidText(st.Name), st.Kind, workers, counts)
+	}
+	for i, ups := range edges {
+		for _, u := range ups {
+			up := stats[u-1]
+			fmt.Fprintf(&b, "    s%d -->|\"%d/%d\"| s%d\n", u, up.QueueLen, up.QueueCap, i+1)
+		}
+	}
+	return b.String()
+}
+
+// mermaidText escapes what would end a quoted Mermaid label.
+func mermaidText(s string) string {
+	r := strings.NewReplacer(`"`, "#quot;", "<", "#lt;", ">", "#gt;")
+	return r.Replace(s)
+}

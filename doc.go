@@ -1,0 +1,57 @@
+// Package pipeline builds concurrent data pipelines from typed, composable
+// stages joined by channels: sources, worker pools (fan-out, ordered or not),
+// filters, fan-in, splitting, buffering, load shedding, rate limits, batching
+// and sinks, all obeying one shared context and reporting to one place.
+//
+// # The model
+//
+// A [*Pipeline] is a context, a slot for the first failure and a record of
+// every goroutine its stages start. Each stage function takes the pipeline and
+// one or more input channels and returns its output channel(s), so stages
+// chain like Unix pipes, and a sink at the end consumes the last output and
+// returns the pipeline's result:
+//
+//	p := pipeline.New(ctx)
+//	nums := pipeline.Generate(p, 1, 2, 3, 4, 5)
+//	sq := pipeline.FanOut(p, nums, 3, func(ctx context.Context, n int) (int, error) {
+//		return n * n, nil
+//	})
+//	big := pipeline.Filter(p, sq, func(n int) bool { return n > 10 })
+//	out, err := pipeline.Collect(p, big) // [16 25] in some order, nil
+//
+// Who closes channels: every stage closes its own output(s), exactly once,
+// when it is done (its input closed, or the pipeline was cancelled). Never
+// close a channel a stage returned. A channel made outside the pipeline is
+// adopted as by [FromChan] and never closed by the pipeline.
+//
+// Concurrency: a stage with workers runs that many goroutines calling the
+// user's function; stages without a workers argument run one goroutine.
+// Outputs are buffered ([DefaultBuffer], [BufferSize]), so a stage may run a
+// few items ahead of the next; a full output blocks the stage (backpressure)
+// unless the stage is [DropOnFull].
+//
+// # Errors
+//
+// The first failure wins: a user function's error (as a [*StageError] naming
+// the stage and item), a panic (a [*PanicError] inside the StageError), the
+// parent context ending, or an invalid argument ([ErrInvalidArgument]). It
+// cancels the pipeline's context with that cause, every stage stops and closes
+// its output, and every sink and [Pipeline.Wait] return it. Errors that
+// follow from the cancellation are not reported. [OnError] can skip failed
+// items instead (they are counted), and [Retry] and [Timeout] wrap each call.
+//
+// # Ending
+//
+// A pipeline ends in one of three ways. Its sources run out and every item
+// reaches the sink: Wait returns nil. [Pipeline.Stop] drains it: sources stop
+// emitting and every item already emitted still reaches the sink, and Wait
+// returns nil. Cancellation (the parent context, a failure, or
+// [Pipeline.Shutdown] running out of time) is a hard stop: items in flight
+// are discarded, and Wait returns the cause. A sink that ends early on
+// purpose ([First], breaking out of a range over [All]) cancels the rest
+// without it being a failure. In every case, when Wait (or a sink) returns,
+// no goroutine of the pipeline is left.
+//
+// [Pipeline.Stats] reports per-stage counters at any time, and
+// [Pipeline.Diagram] draws the pipeline.
+package pipeline

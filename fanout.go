@@ -1,0 +1,221 @@
+package pipeline
+
+import "context"
+
+// FanOut runs fn on every item of in with workers goroutines and sends each
+// result on its output, in completion order (use [FanOutOrdered] to keep input
+// order). At most workers calls run at once, fewer if a shared [Limit] says so.
+//
+// fn gets the pipeline's context (with a deadline under [Timeout]); an error
+// from fn fails the pipeline as a [*StageError] naming the stage and item,
+// unless [OnError] skips it; [Retry] re-runs it first. A panic in fn fails the
+// pipeline with a [*PanicError]. On cancel the workers stop taking items and
+// the output is closed; on [Pipeline.Stop] they finish every item still coming.
+// workers < 1, a nil fn or a nil in is an invalid argument.
+func FanOut[T, R any](p *Pipeline, in <-chan T, workers int, fn func(context.Context, T) (R, error), opts ...StageOption) <-chan R {
+	s, cfg, out, in, ok := transform[T, R](p, "fanout", in, workers, fn == nil, optsCall, opts)
+	if !ok {
+		return out
+	}
+	runWorkers(p, s, in, out, workers, callStep(newCaller(p, s, cfg, fn)))
+	return out
+}
+
+// FanOutOrdered is [FanOut] that sends results in input order. At most
+// workers calls run at once; a result that finishes early waits in a fixed
+// window of 4×workers results (at least 16) for the ones before it, and a
+// worker whose result is beyond the window waits for room, so memory does not
+// grow with the input. Items skipped through [OnError] leave no gap. Errors,
+// cancel and Stop behave as in FanOut.
+func FanOutOrdered[T, R any](p *Pipeline, in <-chan T, workers int, fn func(context.Context, T) (R, error), opts ...StageOption) <-chan R {
+	s, cfg, out, in, ok := transform[T, R](p, "fanoutordered", in, workers, fn == nil, optsCall, opts)
+	if !ok {
+		return out
+	}
+	runOrdered(p, s, in, out, workers, max(4*workers, 16), newCaller(p, s, cfg, fn))
+	return out
+}
+
+// FlatMap runs fn on every item of in with workers goroutines; fn sends any
+// number of results (zero included) through emit. Results of one call keep
+// the order fn emits them in; results of different calls interleave. emit
+// blocks under backpressure and returns an error once the pipeline is
+// cancelled; fn must then return.
+//
+// Errors, panics, cancel and Stop behave as in [FanOut]. Under [Retry], what a
+// failed attempt already emitted stays emitted. [StageStats].Out counts
+// emitted results, so In and Out need not match. workers < 1, a nil fn or a
+// nil in is an invalid argument.
+func FlatMap[T, R any](p *Pipeline, in <-chan T, workers int, fn func(ctx context.Context, item T, emit func(R) error) error, opts ...StageOption) <-chan R {
+	s, cfg, out, in, ok := transform[T, R](p, "flatmap", in, workers, fn == nil, optsCall, opts)
+	if !ok {
+		return out
+	}
+	// Each worker has its own emit, bound to its own counters.
+	runWorkers(p, s, in, out, workers, func(ctr *counters) step[T, R] {
+		emit := func(r R) error {
+			if p.halted() || !send(p, out, r) {
+				p.noteCancel()
+				return context.Cause(p.ctx)
+			}
+			ctr.out.Add(1)
+			return nil
+		}
+		c := newCaller(p, s, cfg, func(ctx context.Context, v T) (struct{}, error) {
+			return struct{}{}, fn(ctx, v, emit)
+		})
+		return func(v T) (r R, _ bool, ok bool) {
+			if _, err := c.call(ctr, v); err != nil {
+				return r, false, settle(p, s, cfg, ctr, v, err)
+			}
+			return r, false, true
+		}
+	})
+	return out
+}
+
+// Tee sends every item of in to each of n outputs, in input order. An item
+// goes to all outputs before the next is taken, so the slowest reader sets the
+// pace; each output has its own buffer ([BufferSize]). Every output must be
+// read (or the pipeline cancelled). [StageStats].Out counts items delivered to
+// all outputs. n < 1 or a nil in is an invalid argument: n closed outputs
+// are returned (none if n < 1).
+func Tee[T any](p *Pipeline, in <-chan T, n int) []<-chan T {
+	outs, s, in, ok := split[T](p, "tee", in, n, false)
+	if !ok {
+		return readOnly(outs)
+	}
+	ctr := &s.ctr[0]
+	goWorker(p, s, nil, func() {
+		for v := range in {
+			if p.halted() {
+				p.noteCancel()
+				return
+			}
+			ctr.in.Add(1)
+			for _, o := range outs {
+				if !send(p, o, v) {
+					return
+				}
+			}
+			ctr.called.Add(1)
+			ctr.out.Add(1)
+		}
+	}, closer(1, outs...))
+	return readOnly(outs)
+}
+
+// Partition sends each item of in to exactly one of n outputs: output
+// route(item) mod n (negative values wrap around, so any int is a valid
+// route). Items on one output keep input order. Every output must be read (or
+// the pipeline cancelled). A panic in route fails the pipeline with a
+// [*PanicError]. n < 1, a nil route or a nil in is an invalid argument.
+func Partition[T any](p *Pipeline, in <-chan T, n int, route func(T) int) []<-chan T {
+	outs, s, in, ok := split[T](p, "partition", in, n, route == nil)
+	if !ok {
+		return readOnly(outs)
+	}
+	ctr := &s.ctr[0]
+	var cur T
+	goWorker(p, s, func() any { return cur }, func() {
+		for v := range in {
+			if p.halted() {
+				p.noteCancel()
+				return
+			}
+			ctr.in.Add(1)
+			cur = v
+			i := route(v) % n
+			if i < 0 {
+				i += n
+			}
+			ctr.called.Add(1)
+			if !send(p, outs[i], v) {
+				return
+			}
+			ctr.out.Add(1)
+		}
+	}, closer(1, outs...))
+	return readOnly(outs)
+}
+
+// transform registers a one-input, one-output stage and checks its common
+// arguments. If ok is false the output is already closed and the pipeline
+// failed with the reason.
+func transform[T, R any](p *Pipeline, kind string, in <-chan T, workers int, nilFn bool, allowed optBit, opts []StageOption) (s *stage, cfg *stageConfig, out chan R, adopted <-chan T, ok bool) {
+	if p == nil {
+		out = make(chan R)
+		close(out)
+		return nil, nil, out, nil, false
+	}
+	s, cfg, err := p.newStage(kind, workers, allowed, opts)
+	out = output[R](p, s, cfg.buf)
+	s.queue = func() (int, int) { return len(out), cap(out) }
+	switch {
+	case err != nil:
+	case workers < 1:
+		err = p.invalid(s, "workers = %d, must be >= 1", workers)
+	case nilFn:
+		err = p.invalid(s, "fn must not be nil")
+	default:
+		if adopted, ok = input(p, s, in); !ok {
+			err = p.invalid(s, "input channel must not be nil")
+		}
+	}
+	if err != nil {
+		close(out)
+		return s, cfg, out, nil, false
+	}
+	return s, cfg, out, adopted, true
+}
+
+// split registers a one-input, n-output stage.
+func split[T any](p *Pipeline, kind string, in <-chan T, n int, nilFn bool) ([]chan T, *stage, <-chan T, bool) {
+	outs := make([]chan T, max(n, 0))
+	if p == nil {
+		for i := range outs {
+			outs[i] = make(chan T)
+			close(outs[i])
+		}
+		return outs, nil, nil, false
+	}
+	s, cfg, err := p.newStage(kind, 1, optsBasic, nil)
+	for i := range outs {
+		outs[i] = output[T](p, s, cfg.buf)
+	}
+	s.queue = func() (l, c int) {
+		for _, o := range outs {
+			l += len(o)
+			c += cap(o)
+		}
+		return l, c
+	}
+	var adopted <-chan T
+	switch {
+	case err != nil:
+	case n < 1:
+		err = p.invalid(s, "n = %d, must be >= 1", n)
+	case nilFn:
+		err = p.invalid(s, "route must not be nil")
+	default:
+		var ok bool
+		if adopted, ok = input(p, s, in); !ok {
+			err = p.invalid(s, "input channel must not be nil")
+		}
+	}
+	if err != nil {
+		for _, o := range outs {
+			close(o)
+		}
+		return outs, s, nil, false
+	}
+	return outs, s, adopted, true
+}
+
+func readOnly[T any](chs []chan T) []<-chan T {
+	r := make([]<-chan T, len(chs))
+	for i, c := range chs {
+		r[i] = c
+	}
+	return r
+}

@@ -1,0 +1,25 @@
+package pipeline
+
+// Filter sends on the items of in for which keep returns true, in input
+// order, and drops the rest (counted in [StageStats].Dropped, so In = Out +
+// Dropped). keep runs on one goroutine; it should be cheap (use [FanOut] with
+// workers for slow predicates). A panic in keep fails the pipeline with a
+// [*PanicError]. On cancel it stops and closes its output; on
+// [Pipeline.Stop] it goes on until its input closes. A nil keep or a nil in is
+// an invalid argument.
+func Filter[T any](p *Pipeline, in <-chan T, keep func(T) bool, opts ...StageOption) <-chan T {
+	s, _, out, in, ok := transform[T, T](p, "filter", in, 1, keep == nil, optsBasic, opts)
+	if !ok {
+		return out
+	}
+	runWorkers(p, s, in, out, 1, func(ctr *counters) step[T, T] {
+		return func(v T) (T, bool, bool) {
+			if keep(v) {
+				return v, true, true
+			}
+			ctr.dropped.Add(1)
+			return v, false, true
+		}
+	})
+	return out
+}

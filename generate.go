@@ -1,0 +1,182 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"iter"
+)
+
+// Generate is a source that emits items in order on its output, then closes
+// it. It stops early, and closes its output, when the pipeline is cancelled
+// or stopped ([Pipeline.Stop]); a stopped Generate is a clean end.
+func Generate[T any](p *Pipeline, items ...T) <-chan T {
+	return source(p, "generate", nil, nil, func(_ context.Context, emit func(T) error) error {
+		for _, v := range items {
+			if err := emit(v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// FromSeq is a source that emits the values of seq in order, then closes its
+// output. It stops pulling from seq when the pipeline is cancelled or
+// stopped. A panic in seq fails the pipeline with a [*PanicError]. A nil seq
+// is an invalid argument.
+func FromSeq[T any](p *Pipeline, seq iter.Seq[T], opts ...StageOption) <-chan T {
+	if seq == nil {
+		return source[T](p, "fromseq", opts, errNil("seq"), nil)
+	}
+	return source(p, "fromseq", opts, nil, func(_ context.Context, emit func(T) error) error {
+		var err error
+		seq(func(v T) bool {
+			err = emit(v)
+			return err == nil
+		})
+		return err
+	})
+}
+
+// FromChan adopts a channel made outside the pipeline: it forwards every value
+// received from ch, in order, until ch is closed. Unlike a plain range over
+// ch, it gives up when the pipeline is cancelled and ends cleanly on
+// [Pipeline.Stop] (values still in ch are then left there, not lost: they were
+// never emitted). FromChan never closes ch. Stages given a channel the
+// pipeline did not make adopt it this way themselves; FromChan makes it
+// explicit and lets it carry a [Name]. A nil ch is an invalid argument.
+func FromChan[T any](p *Pipeline, ch <-chan T, opts ...StageOption) <-chan T {
+	if ch == nil {
+		return source[T](p, "fromchan", opts, errNil("channel"), nil)
+	}
+	return source(p, "fromchan", opts, nil, func(_ context.Context, emit func(T) error) error {
+		for {
+			var v T
+			var ok bool
+			select {
+			case v, ok = <-ch:
+			default:
+				select {
+				case v, ok = <-ch:
+				case <-p.done:
+					p.noteCancel()
+					return context.Cause(p.ctx)
+				case <-p.stopCh:
+					return ErrStopped
+				}
+			}
+			if !ok {
+				return nil
+			}
+			if err := emit(v); err != nil {
+				return err
+			}
+		}
+	})
+}
+
+// Produce is a source driven by fn: fn calls emit for each item and returns
+// when it has no more. emit blocks while downstream is full (backpressure) and
+// returns a non-nil error once the pipeline is cancelled (the cause) or stopped
+// ([ErrStopped]); fn must then return. The ctx handed to fn is done in both
+// cases too, so fn can give up a blocking call.
+//
+// fn returning nil, [ErrStopped], or (after Stop) its ctx's error is a clean
+// end. Any other error fails the pipeline as a [*StageError]; a panic in fn
+// fails it with a [*PanicError]. A nil fn is an invalid argument.
+func Produce[T any](p *Pipeline, fn func(ctx context.Context, emit func(T) error) error, opts ...StageOption) <-chan T {
+	if fn == nil {
+		return source[T](p, "produce", opts, errNil("fn"), nil)
+	}
+	return source(p, "produce", opts, nil, fn)
+}
+
+// source is the one engine behind every source stage: it runs fn on its own
+// goroutine with an emit that counts, obeys Stop and cancellation, and sends
+// with the non-blocking fast path first.
+func source[T any](p *Pipeline, kind string, opts []StageOption, bad error, fn func(context.Context, func(T) error) error) <-chan T {
+	if p == nil {
+		return closedChan[T]()
+	}
+	s, cfg, err := p.newStage(kind, 1, optsSource, opts)
+	s.source = true
+	out := output[T](p, s, cfg.buf)
+	s.queue = func() (int, int) { return len(out), cap(out) }
+	if err == nil && bad != nil {
+		err = p.invalid(s, "%v", bad)
+	}
+	if err != nil {
+		close(out)
+		return out
+	}
+	ctr := &s.ctr[0]
+	emit := func(v T) error {
+		if p.stopped.Load() {
+			return ErrStopped
+		}
+		if p.halted() {
+			p.noteCancel()
+			return context.Cause(p.ctx)
+		}
+		select {
+		case out <- v:
+		default:
+			select {
+			case out <- v:
+			case <-p.done:
+				p.noteCancel()
+				return context.Cause(p.ctx)
+			case <-p.stopCh:
+				return ErrStopped
+			}
+		}
+		ctr.out.Add(1)
+		return nil
+	}
+	ctx, cancel := p.ctx, context.CancelFunc(func() {})
+	if kind == "produce" {
+		ctx, cancel = p.stopContext()
+	}
+	goWorker(p, s, nil, func() {
+		err := fn(ctx, emit)
+		switch {
+		case err == nil, errors.Is(err, ErrStopped):
+		case p.halted():
+			p.noteCancel()
+		case p.stopped.Load() && errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		default:
+			p.fail(&StageError{Stage: s.name, Err: err})
+		}
+	}, func(bool) {
+		cancel()
+		close(out)
+	})
+	return out
+}
+
+// stopContext returns a child of the pipeline's context that is also
+// cancelled by Stop.
+func (p *Pipeline) stopContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(p.ctx)
+	p.mu.Lock()
+	if p.stopped.Load() {
+		p.mu.Unlock()
+		cancel()
+		return ctx, cancel
+	}
+	p.onStop = append(p.onStop, cancel)
+	p.mu.Unlock()
+	return ctx, cancel
+}
+
+func closedChan[T any]() <-chan T {
+	ch := make(chan T)
+	close(ch)
+	return ch
+}
+
+type nilArg string
+
+func (n nilArg) Error() string { return string(n) + " must not be nil" }
+
+func errNil(what string) error { return nilArg(what) }

@@ -1,0 +1,600 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrInvalidArgument is wrapped by every error that reports a bad argument to
+// a stage or to [New]: a worker count below one, a nil function, a nil channel,
+// a size below one, a non-positive interval. The message names the stage and
+// the argument. A stage given a bad argument starts no goroutine, closes its
+// output at once and fails the pipeline with that error; it never panics.
+var ErrInvalidArgument = errors.New("pipeline: invalid argument")
+
+// ErrStopped is what the emit function of a source returns after
+// [Pipeline.Stop]. A source function that returns it (or an error wrapping it)
+// has ended cleanly: it is not a failure.
+var ErrStopped = errors.New("pipeline: stopped")
+
+// errEarlyExit is the cancellation cause used when a sink ends early on purpose
+// ([First], breaking out of a range over [All]). It is never returned by Wait.
+var errEarlyExit = errors.New("pipeline: sink ended early")
+
+// StageError is the failure of one item in one stage: the error a user
+// function returned (or a [*PanicError] if it panicked), the stage's name and
+// the item it was given (nil for sources). errors.Is and errors.As reach Err.
+type StageError struct {
+	Stage string // the stage's name, see [Name]
+	Item  any    // the input item the function failed on; nil for a source
+	Err   error  // what the function returned, or a *PanicError
+}
+
+// Error reports the stage and the cause.
+func (e *StageError) Error() string {
+	return fmt.Sprintf("pipeline: stage %s: %v", e.Stage, e.Err)
+}
+
+// Unwrap returns Err.
+func (e *StageError) Unwrap() error { return e.Err }
+
+// PanicError is a panic recovered from a user function, with the stack of the
+// goroutine that panicked. It always arrives wrapped in a [*StageError] and
+// always fails the pipeline (it is not offered to [OnError]).
+type PanicError struct {
+	Value any    // the value passed to panic
+	Stack []byte // the panicking goroutine's stack, as debug.Stack returns it
+}
+
+// Error reports the panic value.
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+// Unwrap returns the panic value if it is an error, so errors.Is reaches it.
+func (e *PanicError) Unwrap() error {
+	if err, ok := e.Value.(error); ok {
+		return err
+	}
+	return nil
+}
+
+// Option configures a [Pipeline] in [New].
+type Option func(*Pipeline)
+
+// DefaultBufferSize is the capacity of every stage's output channel unless
+// [DefaultBuffer] or [BufferSize] says otherwise. Buffered outputs let each
+// stage run ahead of the next by a few items, which removes most goroutine
+// switches; they do not change what is delivered.
+const DefaultBufferSize = 16
+
+// DefaultBuffer sets the capacity of the output channel of every stage of the
+// pipeline that is not given its own [BufferSize]. Zero makes outputs
+// unbuffered; a negative n fails the pipeline with [ErrInvalidArgument].
+func DefaultBuffer(n int) Option {
+	return func(p *Pipeline) {
+		if n < 0 {
+			p.fail(errArg("New", fmt.Sprintf("DefaultBuffer(%d): size must be >= 0", n)))
+			return
+		}
+		p.buf = n
+	}
+}
+
+// Pipeline is the handle every stage of one pipeline shares: a context that
+// all stages obey, the slot for the first failure, and the record of every
+// goroutine its stages started. Create it with [New], build stages on it,
+// consume the last stage with a sink ([Collect], [ForEach], …) or call
+// [Pipeline.Wait]. All methods are safe for concurrent use.
+type Pipeline struct {
+	ctx    context.Context
+	done   <-chan struct{}
+	cancel context.CancelCauseFunc
+
+	stopped atomic.Bool
+	stopCh  chan struct{}
+
+	mu       sync.Mutex
+	err      error                // first failure
+	running  int                  // goroutines alive
+	idle     chan struct{}        // closed when running drops to 0
+	finished bool                 // Wait has returned: no new goroutine may start
+	stages   []*stage             // creation order
+	owners   map[any]*stage       // output channel → stage that made it
+	onStop   []context.CancelFunc // source contexts to cancel on Stop
+	buf      int
+}
+
+// New returns a pipeline whose stages all obey ctx: when ctx ends, every stage
+// stops, closes its output and returns, and [Pipeline.Wait] reports
+// context.Cause(ctx). A nil ctx fails the pipeline with [ErrInvalidArgument].
+func New(ctx context.Context, opts ...Option) *Pipeline {
+	p := &Pipeline{
+		stopCh: make(chan struct{}),
+		idle:   make(chan struct{}),
+		owners: make(map[any]*stage),
+		buf:    DefaultBufferSize,
+	}
+	if ctx == nil {
+		ctx = context.Background()
+		p.ctx, p.cancel = context.WithCancelCause(ctx)
+		p.done = p.ctx.Done()
+		p.fail(errArg("New", "nil context"))
+	} else {
+		p.ctx, p.cancel = context.WithCancelCause(ctx)
+		p.done = p.ctx.Done()
+	}
+	for _, o := range opts {
+		if o != nil {
+			o(p)
+		}
+	}
+	return p
+}
+
+// Context returns the context every stage obeys. It is done when the parent
+// context ends, at the first failure (with that failure as its cause), when a
+// sink ends early on purpose, and once [Pipeline.Wait] has returned.
+func (p *Pipeline) Context() context.Context {
+	if p == nil {
+		return context.Background()
+	}
+	return p.ctx
+}
+
+// Wait blocks until every goroutine of every stage has returned, then returns
+// nil if nothing was lost: every source ran to its end or was stopped by
+// [Pipeline.Stop], and every item was delivered, or deliberately dropped or
+// skipped and counted in [Pipeline.Stats]. Otherwise it returns the first
+// failure: a [*StageError], the parent context's cause, or an error wrapping
+// [ErrInvalidArgument]. An early exit of a sink ([First], a broken range over
+// [All]) is not a failure.
+//
+// Wait is safe to call from many goroutines and may be called again; each call
+// returns the same result. Once Wait has returned, the pipeline's context is
+// done and stages built afterwards fail with [ErrInvalidArgument].
+// Wait does not read any stage's output: a pipeline whose last output nobody
+// reads ends only when its context is cancelled.
+func (p *Pipeline) Wait() error {
+	if p == nil {
+		return errNilPipeline()
+	}
+	for {
+		p.mu.Lock()
+		if p.running == 0 {
+			p.finished = true
+			err := p.err
+			p.mu.Unlock()
+			p.cancel(context.Canceled)
+			return err
+		}
+		idle := p.idle
+		p.mu.Unlock()
+		<-idle
+	}
+}
+
+// Stop ends the pipeline gracefully: sources stop emitting (their emit returns
+// [ErrStopped] and the context handed to a [Produce] function is cancelled) and
+// close their outputs; every other stage goes on until its input closes, so
+// every item already emitted reaches the sink and [Batch] flushes its partial
+// batch. Stop does not block and may be called many times. Follow it with
+// [Pipeline.Wait] or a sink, or use [Pipeline.Shutdown].
+func (p *Pipeline) Stop() {
+	if p == nil || p.stopped.Swap(true) {
+		return
+	}
+	close(p.stopCh)
+	p.mu.Lock()
+	cancels := p.onStop
+	p.onStop = nil
+	p.mu.Unlock()
+	for _, c := range cancels {
+		c()
+	}
+}
+
+// Shutdown calls [Pipeline.Stop], then waits for the pipeline as
+// [Pipeline.Wait] does. If ctx ends first, it cancels the pipeline (with
+// ctx's cause), waits for every goroutine to return, and returns ctx.Err().
+func (p *Pipeline) Shutdown(ctx context.Context) error {
+	if p == nil {
+		return errNilPipeline()
+	}
+	if ctx == nil {
+		return errArg("Shutdown", "nil context")
+	}
+	p.Stop()
+	waited := make(chan error, 1)
+	go func() { waited <- p.Wait() }()
+	select {
+	case err := <-waited:
+		return err
+	case <-ctx.Done():
+		p.fail(context.Cause(ctx))
+		<-waited
+		return ctx.Err()
+	}
+}
+
+// fail records err as the pipeline's failure if it is the first one, and
+// cancels the pipeline's context with it.
+func (p *Pipeline) fail(err error) {
+	p.mu.Lock()
+	if p.err == nil {
+		p.err = err
+	}
+	first := p.err
+	p.mu.Unlock()
+	p.cancel(first)
+}
+
+// exitEarly cancels the pipeline because a sink stopped reading on purpose.
+func (p *Pipeline) exitEarly() { p.cancel(errEarlyExit) }
+
+// noteCancel is called by a stage that gave up because the context is done:
+// it records why, unless the reason is an early exit (not a failure).
+func (p *Pipeline) noteCancel() {
+	cause := context.Cause(p.ctx)
+	if cause == errEarlyExit || cause == nil {
+		return
+	}
+	p.mu.Lock()
+	if p.err == nil && !p.finished {
+		p.err = cause
+	}
+	p.mu.Unlock()
+}
+
+// halted reports whether the pipeline's context is done.
+func (p *Pipeline) halted() bool { return p.ctx.Err() != nil }
+
+// spawn starts fn on a new goroutine counted by Wait. It returns false, and
+// starts nothing, once Wait has returned.
+func (p *Pipeline) spawn(fn func()) bool {
+	p.mu.Lock()
+	if p.finished {
+		p.mu.Unlock()
+		return false
+	}
+	p.running++
+	p.mu.Unlock()
+	go func() {
+		defer p.exited()
+		fn()
+	}()
+	return true
+}
+
+func (p *Pipeline) exited() {
+	p.mu.Lock()
+	p.running--
+	if p.running == 0 {
+		close(p.idle)
+		p.idle = make(chan struct{})
+	}
+	p.mu.Unlock()
+}
+
+// send delivers v on out, blocking under backpressure. It returns false, and
+// records why, if the pipeline's context ends first. A non-blocking attempt
+// comes first: on a buffered channel with room it costs no select.
+func send[T any](p *Pipeline, out chan<- T, v T) bool {
+	select {
+	case out <- v:
+		return true
+	default:
+	}
+	select {
+	case out <- v:
+		return true
+	case <-p.done:
+		p.noteCancel()
+		return false
+	}
+}
+
+// panicError wraps a recovered panic value with the current stack.
+func panicError(v any) *PanicError {
+	return &PanicError{Value: v, Stack: debug.Stack()}
+}
+
+// ---- stage options ----
+
+// StageOption configures one stage. Not every option fits every stage: a stage
+// given an option it cannot honour (a Timeout on a [Filter], whose function
+// takes no context) fails with [ErrInvalidArgument] naming the option.
+type StageOption func(*stageConfig)
+
+type optBit uint8
+
+const (
+	optName optBit = 1 << iota
+	optBuffer
+	optTimeout
+	optRetry
+	optOnError
+	optLimit
+)
+
+// Option sets per kind of stage.
+const (
+	optsBasic  = optName | optBuffer
+	optsCall   = optsBasic | optTimeout | optRetry | optOnError | optLimit
+	optsSource = optsBasic
+)
+
+var optNames = map[optBit]string{
+	optName: "Name", optBuffer: "BufferSize", optTimeout: "Timeout",
+	optRetry: "Retry", optOnError: "OnError", optLimit: "Limit",
+}
+
+type stageConfig struct {
+	used     optBit
+	name     string
+	buf      int
+	timeout  time.Duration
+	attempts int
+	backoff  func(attempt int) time.Duration
+	onError  func(*StageError) error
+	limiter  *Limiter
+	bad      []string // invalid option values, reported when the stage is built
+}
+
+// Name sets the stage's name, shown in errors, [Pipeline.Stats] and
+// [Pipeline.Diagram]. The default is the stage's kind and its 1-based position
+// in creation order, e.g. "fanout#2". An empty name keeps the default.
+func Name(name string) StageOption {
+	return func(c *stageConfig) {
+		c.used |= optName
+		c.name = name
+	}
+}
+
+// BufferSize sets the capacity of the stage's output channel (of each output,
+// for [Tee] and [Partition]). The default is the pipeline's [DefaultBuffer],
+// itself [DefaultBufferSize] unless set. Zero makes the output unbuffered.
+func BufferSize(n int) StageOption {
+	return func(c *stageConfig) {
+		c.used |= optBuffer
+		if n < 0 {
+			c.bad = append(c.bad, fmt.Sprintf("BufferSize(%d): size must be >= 0", n))
+			return
+		}
+		c.buf = n
+	}
+}
+
+// Timeout gives every call of the stage's function a context with deadline d.
+// A call that fails after its deadline returns an error that wraps
+// context.DeadlineExceeded. The function must watch its context: a call that
+// ignores it cannot be abandoned, since that would leak its goroutine.
+// With [Retry], each attempt has its own deadline.
+func Timeout(d time.Duration) StageOption {
+	return func(c *stageConfig) {
+		c.used |= optTimeout
+		if d <= 0 {
+			c.bad = append(c.bad, fmt.Sprintf("Timeout(%v): duration must be > 0", d))
+			return
+		}
+		c.timeout = d
+	}
+}
+
+// Retry calls the stage's function up to attempts times in all while it
+// returns an error, waiting backoff(n) before attempt n+1 (n counts from 1).
+// A nil backoff is exponential with full jitter: a random wait in
+// [0, min(5s, 50ms·2^(n-1))). The wait ends early if the pipeline is
+// cancelled, and no attempt starts after that. Panics are not retried. Each
+// re-run is counted in [StageStats].Retries; the error of the last attempt goes
+// to [OnError] or fails the pipeline.
+func Retry(attempts int, backoff func(attempt int) time.Duration) StageOption {
+	return func(c *stageConfig) {
+		c.used |= optRetry
+		if attempts < 1 {
+			c.bad = append(c.bad, fmt.Sprintf("Retry(%d): attempts must be >= 1", attempts))
+			return
+		}
+		c.attempts = attempts
+		c.backoff = backoff
+	}
+}
+
+// OnError decides what a failed item does. The handler gets the
+// [*StageError]; if it returns nil the item is skipped (counted in
+// [StageStats].Errors) and the stage goes on; if it returns an error the
+// pipeline fails with that error. Without OnError any error fails the
+// pipeline. Panics are never offered to the handler: they always fail it.
+func OnError(handler func(err *StageError) error) StageOption {
+	return func(c *stageConfig) {
+		c.used |= optOnError
+		if handler == nil {
+			c.bad = append(c.bad, "OnError(nil): handler must not be nil")
+			return
+		}
+		c.onError = handler
+	}
+}
+
+// Limit makes every call of the stage's function also hold one slot of l for
+// its duration, so that stages sharing l never run more than l's limit of calls
+// together, whatever their own worker counts.
+func Limit(l *Limiter) StageOption {
+	return func(c *stageConfig) {
+		c.used |= optLimit
+		if l == nil {
+			c.bad = append(c.bad, "Limit(nil): limiter must not be nil")
+			return
+		}
+		c.limiter = l
+	}
+}
+
+// ---- stage registry and stats ----
+
+// StageStats is a snapshot of one stage's counters. For stages that pass each
+// item on at most once, In = Out + Dropped + Errors once the pipeline has
+// finished (before that, the difference is what is still inside the stage).
+// [FlatMap] and [Tee] may emit more items than they take in; [Batch] and
+// [Unbatch] count items, not batches.
+type StageStats struct {
+	Name, Kind string
+	// Workers is the configured number of goroutines calling the stage's
+	// function; Busy is how many calls are running now.
+	Workers, Busy int
+	// In counts items taken from the input, Out items sent on, Dropped items
+	// deliberately not sent (filtered out, shed by DropOnFull), Errors items
+	// skipped through OnError, Retries re-runs of a failed call.
+	In, Out, Dropped, Errors, Retries uint64
+	// QueueLen and QueueCap describe the stage's output channel(s) now.
+	QueueLen, QueueCap int
+}
+
+// counters are written by one goroutine each and padded to a cache line, so
+// workers never contend on them; Stats sums them.
+type counters struct {
+	in, out, dropped, errors, retries, called atomic.Uint64
+	_                                         [16]byte
+}
+
+type stage struct {
+	name, kind string
+	workers    int
+	ctr        []counters
+	queue      func() (n, c int)
+	inputs     []*stage // upstream stages, for Diagram
+	index      int
+	source     bool // In is Out: a source takes nothing in
+}
+
+// Stats returns a snapshot of every stage's counters, in creation order. It is
+// safe to call at any time, from any goroutine, also while the pipeline runs.
+func (p *Pipeline) Stats() []StageStats {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	stages := append([]*stage(nil), p.stages...)
+	p.mu.Unlock()
+	out := make([]StageStats, len(stages))
+	for i, s := range stages {
+		st := StageStats{Name: s.name, Kind: s.kind, Workers: s.workers}
+		var called uint64
+		for j := range s.ctr {
+			c := &s.ctr[j]
+			st.In += c.in.Load()
+			st.Out += c.out.Load()
+			st.Dropped += c.dropped.Load()
+			st.Errors += c.errors.Load()
+			st.Retries += c.retries.Load()
+			called += c.called.Load()
+		}
+		if s.queue != nil {
+			st.QueueLen, st.QueueCap = s.queue()
+		}
+		if s.source {
+			st.In = st.Out
+		} else if busy := int(st.In) - int(called); busy > 0 {
+			st.Busy = busy
+		}
+		out[i] = st
+	}
+	return out
+}
+
+// newStage registers a stage of the given kind. Option values are checked
+// against allowed; a problem fails the pipeline and is returned as an error
+// wrapping ErrInvalidArgument that names the stage.
+func (p *Pipeline) newStage(kind string, workers int, allowed optBit, opts []StageOption) (*stage, *stageConfig, error) {
+	cfg := &stageConfig{buf: -1}
+	for _, o := range opts {
+		if o != nil {
+			o(cfg)
+		}
+	}
+	p.mu.Lock()
+	s := &stage{kind: kind, workers: workers, index: len(p.stages) + 1}
+	s.name = cfg.name
+	if s.name == "" {
+		s.name = fmt.Sprintf("%s#%d", kind, s.index)
+	}
+	if cfg.buf < 0 {
+		cfg.buf = p.buf
+	}
+	n := workers
+	if n < 1 {
+		n = 1
+	}
+	s.ctr = make([]counters, n)
+	p.stages = append(p.stages, s)
+	finished := p.finished
+	p.mu.Unlock()
+
+	switch {
+	case finished:
+		return s, cfg, p.invalid(s, "pipeline used after Wait returned")
+	case cfg.used&^allowed != 0:
+		extra := cfg.used &^ allowed
+		for b := optBit(1); b <= optLimit; b <<= 1 {
+			if extra&b != 0 {
+				return s, cfg, p.invalid(s, "option %s does not apply to a %s stage", optNames[b], kind)
+			}
+		}
+	case len(cfg.bad) > 0:
+		return s, cfg, p.invalid(s, "%s", cfg.bad[0])
+	case cfg.limiter != nil && cfg.limiter.Limit() < 1:
+		return s, cfg, p.invalid(s, "Limit: the limiter's size must be >= 1")
+	}
+	return s, cfg, nil
+}
+
+// errArg is an invalid-argument error about what (a stage or a call).
+func errArg(what, msg string) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalidArgument, what, msg)
+}
+
+// invalid fails the pipeline with an invalid-argument error for stage s.
+func (p *Pipeline) invalid(s *stage, format string, args ...any) error {
+	err := fmt.Errorf("%w: %s: "+format, append([]any{ErrInvalidArgument, s.name}, args...)...)
+	p.fail(err)
+	return err
+}
+
+// output makes stage s's output channel and records it, so later stages
+// can recognise it as the pipeline's own.
+func output[T any](p *Pipeline, s *stage, buf int) chan T {
+	ch := make(chan T, buf)
+	p.mu.Lock()
+	p.owners[(<-chan T)(ch)] = s
+	p.mu.Unlock()
+	return ch
+}
+
+// input checks a stage's input channel. A channel made by this pipeline is
+// used as it is (its producer closes it when the pipeline is cancelled, so a
+// plain range over it is safe). Any other channel is first adopted as by
+// [FromChan], so that cancellation and Stop reach it too. A nil channel is
+// reported as false.
+func input[T any](p *Pipeline, s *stage, in <-chan T) (<-chan T, bool) {
+	if in == nil {
+		return nil, false
+	}
+	p.mu.Lock()
+	up, ok := p.owners[in]
+	p.mu.Unlock()
+	if !ok {
+		in = FromChan(p, in)
+		p.mu.Lock()
+		up = p.owners[in]
+		p.mu.Unlock()
+	}
+	if up != nil && s != nil {
+		p.mu.Lock()
+		s.inputs = append(s.inputs, up)
+		p.mu.Unlock()
+	}
+	return in, true
+}
