@@ -23,16 +23,21 @@ func Buffer[T any](p *Pipeline, in <-chan T, n int) <-chan T {
 
 // DropOnFull passes items of in on, in order, through a queue of n items, and
 // never blocks its upstream: when the queue is full, the item is dropped
-// (load shedding) and counted in [StageStats].Dropped, so In = Out + Dropped.
+// (load shedding) and counted in [StageStats].Dropped, so In = Out + Dropped;
+// a [Discarder] item is told [ErrDropped].
 // Dropping is deliberate: it does not make [Pipeline.Wait] fail. Cancel and
 // Stop behave as in [Buffer]. n < 1 or a nil in is an invalid argument.
 func DropOnFull[T any](p *Pipeline, in <-chan T, n int, opts ...StageOption) <-chan T {
+	tell := discarder[T]()
 	return forward(p, "droponfull", in, n, opts, func(out chan T, ctr *counters, v T) bool {
 		select {
 		case out <- v:
 			ctr.out.Add(1)
 		default:
 			ctr.dropped.Add(1)
+			if tell {
+				discard(v, ErrDropped)
+			}
 		}
 		return true
 	})

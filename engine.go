@@ -162,6 +162,7 @@ func settle(p *Pipeline, s *stage, cfg *stageConfig, ctr *counters, item any, er
 			p.fail(herr)
 			return false
 		}
+		discard(item, se)
 		return true
 	}
 	p.fail(se)

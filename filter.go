@@ -2,7 +2,7 @@ package pipeline
 
 // Filter sends on the items of in for which keep returns true, in input
 // order, and drops the rest (counted in [StageStats].Dropped, so In = Out +
-// Dropped). keep runs on one goroutine; it should be cheap (use [FanOut] with
+// Dropped; a [Discarder] item is told [ErrFiltered]). keep runs on one goroutine; it should be cheap (use [FanOut] with
 // workers for slow predicates). A panic in keep fails the pipeline with a
 // [*PanicError]. On cancel it stops and closes its output; on
 // [Pipeline.Stop] it goes on until its input closes. A nil keep or a nil in is
@@ -12,12 +12,16 @@ func Filter[T any](p *Pipeline, in <-chan T, keep func(T) bool, opts ...StageOpt
 	if !ok {
 		return out
 	}
+	tell := discarder[T]()
 	runWorkers(p, s, in, out, 1, func(ctr *counters) step[T, T] {
 		return func(v T) (T, bool, bool) {
 			if keep(v) {
 				return v, true, true
 			}
 			ctr.dropped.Add(1)
+			if tell {
+				discard(v, ErrFiltered)
+			}
 			return v, false, true
 		}
 	})

@@ -22,6 +22,39 @@ var ErrInvalidArgument = errors.New("pipeline: invalid argument")
 // has ended cleanly: it is not a failure.
 var ErrStopped = errors.New("pipeline: stopped")
 
+// ErrFiltered is the reason a [Discarder] item is given when [Filter] drops it.
+var ErrFiltered = errors.New("pipeline: filtered out")
+
+// ErrDropped is the reason a [Discarder] item is given when [DropOnFull] sheds it.
+var ErrDropped = errors.New("pipeline: dropped on full queue")
+
+// Discarder is implemented by items that must learn when a stage sets them
+// aside on purpose rather than passing them on: an item that carries a
+// message to acknowledge, a pooled buffer to return, a lease to release.
+// Discard is called once, on the stage's goroutine, with [ErrFiltered] when
+// [Filter] drops the item, [ErrDropped] when [DropOnFull] sheds it, and the
+// [*StageError] when [OnError] skips it. It is not called for items lost to a
+// cancellation: those were not set aside on purpose. Whether an item type is a
+// Discarder is decided from the stage's type parameter when the stage is
+// built (an interface type parameter never is).
+type Discarder interface {
+	Discard(reason error)
+}
+
+// discarder reports whether items of type T are Discarders.
+func discarder[T any]() bool {
+	var zero T
+	_, ok := any(zero).(Discarder)
+	return ok
+}
+
+// discard tells v why it was set aside, if it wants to know.
+func discard(v any, reason error) {
+	if d, ok := v.(Discarder); ok {
+		d.Discard(reason)
+	}
+}
+
 // errEarlyExit is the cancellation cause used when a sink ends early on purpose
 // ([First], breaking out of a range over [All]). It is never returned by Wait.
 var errEarlyExit = errors.New("pipeline: sink ended early")
