@@ -64,7 +64,9 @@ func Throttle[T any](p *Pipeline, in <-chan T, every time.Duration, burst int, o
 		}
 		return ""
 	}, func(out chan T, ctr *counters, v T) bool {
-		if err := lim.Wait(p.ctx); err != nil {
+		r := lim.Reserve() // never fails: burst >= 1 and one token per item
+		if !p.sleep(r.Delay()) {
+			r.Cancel()
 			p.noteCancel()
 			return false
 		}

@@ -37,7 +37,7 @@ func ForEach[T any](p *Pipeline, in <-chan T, workers int, fn func(context.Conte
 	}
 	s, cfg, out, in, ok := transform[T, struct{}](p, "foreach", in, workers, fn == nil, optsCall, opts)
 	if ok {
-		s.queue = nil
+		p.describe(s, func(s *stage) { s.queue = nil })
 		c := newCaller(p, s, cfg, func(ctx context.Context, v T) (struct{}, error) {
 			return struct{}{}, fn(ctx, v)
 		})

@@ -150,7 +150,7 @@ func transform[T, R any](p *Pipeline, kind string, in <-chan T, workers int, nil
 	}
 	s, cfg, err := p.newStage(kind, workers, allowed, opts)
 	out = output[R](p, s, cfg.buf)
-	s.queue = func() (int, int) { return len(out), cap(out) }
+	p.describe(s, func(s *stage) { s.queue = queueOf(out) })
 	switch {
 	case err != nil:
 	case workers < 1:
@@ -183,13 +183,7 @@ func split[T any](p *Pipeline, kind string, in <-chan T, n int, nilFn bool) ([]c
 	for i := range outs {
 		outs[i] = output[T](p, s, cfg.buf)
 	}
-	s.queue = func() (l, c int) {
-		for _, o := range outs {
-			l += len(o)
-			c += cap(o)
-		}
-		return l, c
-	}
+	p.describe(s, func(s *stage) { s.queue = queueOf(outs...) })
 	var adopted <-chan T
 	switch {
 	case err != nil:

@@ -99,9 +99,11 @@ func source[T any](p *Pipeline, kind string, opts []StageOption, bad error, fn f
 		return closedChan[T]()
 	}
 	s, cfg, err := p.newStage(kind, 1, optsSource, opts)
-	s.source = true
 	out := output[T](p, s, cfg.buf)
-	s.queue = func() (int, int) { return len(out), cap(out) }
+	p.describe(s, func(s *stage) {
+		s.source = true
+		s.queue = queueOf(out)
+	})
 	if err == nil && bad != nil {
 		err = p.invalid(s, "%v", bad)
 	}

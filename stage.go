@@ -509,11 +509,20 @@ func (p *Pipeline) Stats() []StageStats {
 	if p == nil {
 		return nil
 	}
+	type view struct {
+		s      *stage
+		queue  func() (int, int)
+		source bool
+	}
 	p.mu.Lock()
-	stages := append([]*stage(nil), p.stages...)
+	views := make([]view, len(p.stages))
+	for i, s := range p.stages {
+		views[i] = view{s, s.queue, s.source}
+	}
 	p.mu.Unlock()
-	out := make([]StageStats, len(stages))
-	for i, s := range stages {
+	out := make([]StageStats, len(views))
+	for i, v := range views {
+		s := v.s
 		st := StageStats{Name: s.name, Kind: s.kind, Workers: s.workers}
 		var called uint64
 		for j := range s.ctr {
@@ -525,10 +534,10 @@ func (p *Pipeline) Stats() []StageStats {
 			st.Retries += c.retries.Load()
 			called += c.called.Load()
 		}
-		if s.queue != nil {
-			st.QueueLen, st.QueueCap = s.queue()
+		if v.queue != nil {
+			st.QueueLen, st.QueueCap = v.queue()
 		}
-		if s.source {
+		if v.source {
 			st.In = st.Out
 		} else if busy := int(st.In) - int(called); busy > 0 {
 			st.Busy = busy
@@ -582,6 +591,24 @@ func (p *Pipeline) newStage(kind string, workers int, allowed optBit, opts []Sta
 		return s, cfg, p.invalid(s, "Limit: the limiter's size must be >= 1")
 	}
 	return s, cfg, nil
+}
+
+// describe changes what Stats and Diagram read of s, under the lock they take.
+func (p *Pipeline) describe(s *stage, change func(*stage)) {
+	p.mu.Lock()
+	change(s)
+	p.mu.Unlock()
+}
+
+// queueOf reports the summed length and capacity of outs.
+func queueOf[T any](outs ...chan T) func() (int, int) {
+	return func() (l, c int) {
+		for _, o := range outs {
+			l += len(o)
+			c += cap(o)
+		}
+		return l, c
+	}
 }
 
 // errArg is an invalid-argument error about what (a stage or a call).
