@@ -102,7 +102,7 @@ type Option func(*Pipeline)
 // [DefaultBuffer] or [BufferSize] says otherwise. Buffered outputs let each
 // stage run ahead of the next by a few items, which removes most goroutine
 // switches; they do not change what is delivered.
-const DefaultBufferSize = 16
+const DefaultBufferSize = 64
 
 // DefaultBuffer sets the capacity of the output channel of every stage of the
 // pipeline that is not given its own [BufferSize]. Zero makes outputs
