@@ -1,0 +1,295 @@
+// Command ratios reads the output of the benchmark suite's rounds and prints,
+// as Markdown, where the library stands against the targets of issue 5:
+// its ratio to the hand-written pipeline with a context for each workload,
+// W3's efficiency against the sleeping floor, W4's speedups and W6's peak RSS.
+//
+//	ratios raw.txt w6.txt
+//
+// raw.txt is the concatenated `go test -bench` output of the rounds, each
+// round running every benchmark once (-count 1), so the i-th result of one
+// benchmark and the i-th of another ran close in time: ratios are taken
+// round by round, then their median and range are printed. w6.txt holds one
+// line per W6 run: "W6 impl=NAME n=ITEMS maxrss_kb=KB" (bench/run.sh writes
+// it). bench/run.sh runs it after benchstat.
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+func main() {
+	if len(os.Args) != 3 {
+		fmt.Fprintln(os.Stderr, "usage: ratios raw.txt w6.txt")
+		os.Exit(2)
+	}
+	res, err := readFiles(os.Args[1], os.Args[2])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ratios:", err)
+		os.Exit(1)
+	}
+	report(os.Stdout, res)
+}
+
+// results holds every value read: bench[name][unit] in file order (one per
+// round), and rss[impl][n] in kilobytes.
+type results struct {
+	bench map[string]map[string][]float64
+	rss   map[string]map[int][]float64
+}
+
+func readFiles(benchPath, w6Path string) (*results, error) {
+	res := &results{
+		bench: map[string]map[string][]float64{},
+		rss:   map[string]map[int][]float64{},
+	}
+	for _, path := range []string{benchPath, w6Path} {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		err = res.read(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	return res, nil
+}
+
+// procs is the -GOMAXPROCS suffix go test appends to benchmark names.
+var procs = regexp.MustCompile(`-\d+$`)
+
+// read adds the benchmark and W6 lines of r to res; other lines are ignored.
+func (res *results) read(r io.Reader) error {
+	sc := bufio.NewScanner(r)
+	for line := 1; sc.Scan(); line++ {
+		f := strings.Fields(sc.Text())
+		switch {
+		case len(f) >= 4 && strings.HasPrefix(f[0], "Benchmark"):
+			name := procs.ReplaceAllString(strings.TrimPrefix(f[0], "Benchmark"), "")
+			if res.bench[name] == nil {
+				res.bench[name] = map[string][]float64{}
+			}
+			for i := 2; i+1 < len(f); i += 2 {
+				v, err := strconv.ParseFloat(f[i], 64)
+				if err != nil {
+					return fmt.Errorf("line %d: %w", line, err)
+				}
+				res.bench[name][f[i+1]] = append(res.bench[name][f[i+1]], v)
+			}
+		case len(f) == 4 && f[0] == "W6":
+			impl := strings.TrimPrefix(f[1], "impl=")
+			n, err1 := strconv.Atoi(strings.TrimPrefix(f[2], "n="))
+			kb, err2 := strconv.ParseFloat(strings.TrimPrefix(f[3], "maxrss_kb="), 64)
+			if err1 != nil || err2 != nil {
+				return fmt.Errorf("line %d: bad W6 line %q", line, sc.Text())
+			}
+			if res.rss[impl] == nil {
+				res.rss[impl] = map[int][]float64{}
+			}
+			res.rss[impl][n] = append(res.rss[impl][n], kb)
+		}
+	}
+	return sc.Err()
+}
+
+// stat is a median with the range it came from.
+type stat struct {
+	med, min, max float64
+	n             int
+}
+
+func summarize(vs []float64) stat {
+	if len(vs) == 0 {
+		return stat{}
+	}
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	med := s[len(s)/2]
+	if len(s)%2 == 0 {
+		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return stat{med: med, min: s[0], max: s[len(s)-1], n: len(s)}
+}
+
+// pairwise applies op to the i-th values of a and b, for every round both
+// have.
+func pairwise(a, b []float64, op func(x, y float64) float64) []float64 {
+	out := make([]float64, 0, min(len(a), len(b)))
+	for i := range min(len(a), len(b)) {
+		out = append(out, op(a[i], b[i]))
+	}
+	return out
+}
+
+func ratio(x, y float64) float64 { return x / y }
+
+// row is one line of the targets table.
+type row struct {
+	workload, measure, target string
+	got                       stat
+	unit                      string
+	ok                        bool
+	missing                   bool
+}
+
+// check builds a row from per-round values and a predicate on their median.
+func check(workload, measure, target, unit string, vs []float64, pass func(float64) bool) row {
+	s := summarize(vs)
+	if s.n == 0 {
+		return row{workload: workload, measure: measure, target: target, missing: true}
+	}
+	return row{workload, measure, target, s, unit, pass(s.med), false}
+}
+
+func (res *results) values(name, unit string) []float64 { return res.bench[name][unit] }
+
+// vsHand is the per-round ratio of the library's ns/item to the hand-written
+// ctx pipeline's in the benchmark group prefix.
+func (res *results) vsHand(prefix string) []float64 {
+	return pairwise(res.values(prefix+"/impl=pipeline", "ns/item"),
+		res.values(prefix+"/impl=handctx", "ns/item"), ratio)
+}
+
+// w4Impls are the W4 contenders, floor last (it is the reference, not a
+// contender).
+func (res *results) w4Impls() []string {
+	var impls []string
+	for name := range res.bench {
+		if impl, ok := strings.CutPrefix(name, "W4/workers=1/impl="); ok && impl != "floor" {
+			impls = append(impls, impl)
+		}
+	}
+	slices.Sort(impls)
+	return impls
+}
+
+func (res *results) speedup(impl string) []float64 {
+	return pairwise(res.values("W4/workers=1/impl="+impl, "ns/item"),
+		res.values("W4/workers=2/impl="+impl, "ns/item"), ratio)
+}
+
+func (res *results) rows() []row {
+	le := func(limit float64) func(float64) bool { return func(v float64) bool { return v <= limit } }
+	ge := func(limit float64) func(float64) bool { return func(v float64) bool { return v >= limit } }
+	rows := []row{
+		check("W1", "time/item vs handctx", "≤ 0.70×", "×", res.vsHand("W1"), le(0.70)),
+		// The library allocates per job (goroutines, channels), never per
+		// item: below one allocation per thousand items is zero per item.
+		check("W1", "allocs/item", "0 (< 0.001)", "", res.values("W1/impl=pipeline", "allocs/item"), func(v float64) bool { return v < 0.001 }),
+		check("W2 unordered", "time/item vs handctx", "≤ 0.65×", "×", res.vsHand("W2/order=unordered"), le(0.65)),
+		check("W2 ordered", "time/item vs handctx ordered", "≤ 0.40×", "×", res.vsHand("W2/order=ordered"), le(0.40)),
+		check("W3", "efficiency vs floor's", "≥ 0.95×", "×",
+			pairwise(res.values("W3/impl=pipeline", "efficiency"), res.values("W3/impl=floor", "efficiency"), ratio), ge(0.95)),
+	}
+
+	// W4: the library's speedup against the best contender's, round by round.
+	var best []float64
+	for _, impl := range res.w4Impls() {
+		if impl == "pipeline" {
+			continue
+		}
+		for i, s := range res.speedup(impl) {
+			if i == len(best) {
+				best = append(best, s)
+			} else {
+				best[i] = max(best[i], s)
+			}
+		}
+	}
+	rows = append(rows, check("W4", "speedup 1→2 workers vs best contender's", "≥ 0.95×", "×",
+		pairwise(res.speedup("pipeline"), best, ratio), ge(0.95)))
+
+	rows = append(rows,
+		check("W5 size only", "time/item vs handctx", "≤ 0.50×", "×", res.vsHand("W5/maxwait=none"), le(0.50)),
+		check("W5 max wait", "time/item vs handctx", "≤ 0.60×", "×", res.vsHand("W5/maxwait=10ms"), le(0.60)))
+
+	// W6: peak RSS above the runtime's own (impl=none), and its growth from
+	// 1M to 5M items, in KiB.
+	none := summarize(res.rss["none"][0]).med
+	rows = append(rows,
+		check("W6", "peak RSS at 5M above runtime's", "≤ 3072 KiB", " KiB",
+			sub(res.rss["pipeline"][5_000_000], none), le(3072)),
+		check("W6", "peak RSS 5M minus 1M", "flat (≤ 512 KiB)", " KiB",
+			pairwise(res.rss["pipeline"][5_000_000], res.rss["pipeline"][1_000_000], func(x, y float64) float64 { return x - y }), le(512)))
+	return rows
+}
+
+func sub(vs []float64, base float64) []float64 {
+	out := make([]float64, len(vs))
+	for i, v := range vs {
+		out[i] = v - base
+	}
+	return out
+}
+
+func report(w io.Writer, res *results) {
+	fmt.Fprintln(w, "| workload | measure | target | median | range (rounds) | meets |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	for _, r := range res.rows() {
+		if r.missing {
+			fmt.Fprintf(w, "| %s | %s | %s | – | no data | – |\n", r.workload, r.measure, r.target)
+			continue
+		}
+		verdict := "no"
+		if r.ok {
+			verdict = "yes"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s%s | %s–%s (%d) | %s |\n", r.workload, r.measure, r.target,
+			num(r.got.med), r.unit, num(r.got.min), num(r.got.max), r.got.n, verdict)
+	}
+
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "W3 efficiency (20 ms ideal / actual per job) and W4 speedup (time on 1 worker / on 2):")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| impl | W3 efficiency | W4 speedup |")
+	fmt.Fprintln(w, "|---|---|---|")
+	for _, impl := range append(res.w4Impls(), "floor") {
+		eff := summarize(res.values("W3/impl="+impl, "efficiency"))
+		sp := summarize(res.speedup(impl))
+		fmt.Fprintf(w, "| %s | %s | %s |\n", impl, medRange(eff), medRange(sp))
+	}
+
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "W6 peak RSS (KiB, /usr/bin/time -v):")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| impl | items | peak RSS |")
+	fmt.Fprintln(w, "|---|---|---|")
+	impls := make([]string, 0, len(res.rss))
+	for impl := range res.rss {
+		impls = append(impls, impl)
+	}
+	slices.Sort(impls)
+	for _, impl := range impls {
+		ns := make([]int, 0, len(res.rss[impl]))
+		for n := range res.rss[impl] {
+			ns = append(ns, n)
+		}
+		slices.Sort(ns)
+		for _, n := range ns {
+			fmt.Fprintf(w, "| %s | %d | %s |\n", impl, n, medRange(summarize(res.rss[impl][n])))
+		}
+	}
+}
+
+func medRange(s stat) string {
+	if s.n == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%s (%s–%s)", num(s.med), num(s.min), num(s.max))
+}
+
+// num prints three significant digits, or the whole number from 100 up.
+func num(v float64) string {
+	if v >= 100 || v <= -100 {
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(v, 'g', 3, 64)
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// twoRounds is what two rounds of the suite print, cut down to the lines the
+// report reads, plus noise lines it must skip.
+const twoRounds = `goos: linux
+BenchmarkW1/impl=handctx-2   	 2	 700000000 ns/op	 21.09 B/item	 0.0001 allocs/item	 700.0 ns/item
+BenchmarkW1/impl=pipeline-2  	 6	 200000000 ns/op	 21.09 B/item	 0.0002 allocs/item	 200.0 ns/item
+BenchmarkW3/impl=pipeline-2  	 45	 25000000 ns/op	 0.80 efficiency	 12500 ns/item
+BenchmarkW3/impl=floor-2     	 50	 23000000 ns/op	 0.85 efficiency	 11500 ns/item
+BenchmarkW4/workers=1/impl=conc-2     	 1	 1 ns/op	 80000 ns/item
+BenchmarkW4/workers=1/impl=pipeline-2 	 1	 1 ns/op	 80000 ns/item
+BenchmarkW4/workers=2/impl=conc-2     	 1	 1 ns/op	 40000 ns/item
+BenchmarkW4/workers=2/impl=pipeline-2 	 1	 1 ns/op	 50000 ns/item
+PASS
+BenchmarkW1/impl=handctx-2   	 2	 600000000 ns/op	 21.09 B/item	 0.0001 allocs/item	 600.0 ns/item
+BenchmarkW1/impl=pipeline-2  	 6	 300000000 ns/op	 21.09 B/item	 0.0002 allocs/item	 300.0 ns/item
+W6 impl=none n=0 maxrss_kb=2000
+W6 impl=pipeline n=1000000 maxrss_kb=2400
+W6 impl=pipeline n=5000000 maxrss_kb=2500
+`
+
+func parse(t *testing.T, s string) *results {
+	t.Helper()
+	res := &results{bench: map[string]map[string][]float64{}, rss: map[string]map[int][]float64{}}
+	require.NoError(t, res.read(strings.NewReader(s)))
+	return res
+}
+
+func rowFor(t *testing.T, res *results, workload, measure string) row {
+	t.Helper()
+	for _, r := range res.rows() {
+		if r.workload == workload && strings.HasPrefix(r.measure, measure) {
+			return r
+		}
+	}
+	t.Fatalf("no row %s %s", workload, measure)
+	return row{}
+}
+
+func TestRead_KeepsEveryRoundPerBenchmarkAndUnit(t *testing.T) {
+	res := parse(t, twoRounds)
+	assert.Equal(t, []float64{700, 600}, res.bench["W1/impl=handctx"]["ns/item"])
+	assert.Equal(t, []float64{0.0002, 0.0002}, res.bench["W1/impl=pipeline"]["allocs/item"])
+	assert.Equal(t, []float64{2500}, res.rss["pipeline"][5_000_000])
+}
+
+func TestRead_RejectsAMalformedValue(t *testing.T) {
+	res := &results{bench: map[string]map[string][]float64{}, rss: map[string]map[int][]float64{}}
+	err := res.read(strings.NewReader("BenchmarkW1/impl=x-2 1 abc ns/op\n"))
+	assert.ErrorContains(t, err, "line 1")
+}
+
+func TestRows_RatioIsTheMedianOfPerRoundRatios(t *testing.T) {
+	r := rowFor(t, parse(t, twoRounds), "W1", "time/item")
+	// Rounds: 200/700 and 300/600.
+	assert.InDelta(t, (200.0/700+300.0/600)/2, r.got.med, 1e-9)
+	assert.InDelta(t, 200.0/700, r.got.min, 1e-9)
+	assert.InDelta(t, 0.5, r.got.max, 1e-9)
+	assert.True(t, r.ok)
+}
+
+func TestRows_JudgesEachTarget(t *testing.T) {
+	res := parse(t, twoRounds)
+	cases := []struct {
+		workload, measure string
+		want              float64
+		ok                bool
+	}{
+		{"W1", "allocs/item", 0.0002, true},
+		{"W3", "efficiency", 0.80 / 0.85, false},
+		{"W4", "speedup", (80000.0 / 50000) / (80000.0 / 40000), false},
+		{"W6", "peak RSS at 5M", 500, true},
+		{"W6", "peak RSS 5M minus 1M", 100, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.workload+" "+tc.measure, func(t *testing.T) {
+			r := rowFor(t, res, tc.workload, tc.measure)
+			assert.InDelta(t, tc.want, r.got.med, 1e-9)
+			assert.Equal(t, tc.ok, r.ok)
+		})
+	}
+}
+
+func TestReport_SaysWhenAWorkloadHasNoData(t *testing.T) {
+	var buf bytes.Buffer
+	report(&buf, parse(t, twoRounds))
+	assert.Contains(t, buf.String(), "| W2 ordered | time/item vs handctx ordered | ≤ 0.40× | – | no data | – |")
+	assert.Contains(t, buf.String(), "| W1 | time/item vs handctx | ≤ 0.70× | 0.393× | 0.286–0.5 (2) | yes |")
+}
