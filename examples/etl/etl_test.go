@@ -1,0 +1,339 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ec0f1147/pipeline"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/vbauerster/mpb/v8"
+)
+
+// exWriteTree writes files (slash paths relative to a new temporary
+// directory) and returns the directory.
+func exWriteTree(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for rel, src := range files {
+		path := filepath.Join(dir, filepath.FromSlash(rel))
+		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+		require.NoError(t, os.WriteFile(path, []byte(src), 0o644))
+	}
+	return dir
+}
+
+// exAllRows reads the whole decls table, ordered.
+func exAllRows(t *testing.T, path string) []Row {
+	t.Helper()
+	db, err := openDB(path)
+	require.NoError(t, err)
+	defer db.Close()
+	rs, err := db.Query(`SELECT package, file, kind, name, line FROM decls ORDER BY file, line, name`)
+	require.NoError(t, err)
+	defer rs.Close()
+	var out []Row
+	for rs.Next() {
+		var r Row
+		require.NoError(t, rs.Scan(&r.Package, &r.File, &r.Kind, &r.Name, &r.Line))
+		out = append(out, r)
+	}
+	require.NoError(t, rs.Err())
+	return out
+}
+
+// exSmallTree is a tree with two packages, a file that does not parse and
+// files the walk must ignore.
+var exSmallTree = map[string]string{
+	"alpha/alpha.go": `package alpha
+
+import "fmt"
+
+const Version = "1"
+
+type Greeter struct{ name string }
+
+func (g *Greeter) Greet() string { return fmt.Sprint("hi ", g.name) }
+
+func New(name string) *Greeter { return &Greeter{name} }
+`,
+	"alpha/doc.go": "// Package alpha greets.\npackage alpha\n",
+	"beta/beta.go": `package beta
+
+var (
+	Count, limit int
+	_            = 0
+)
+
+type List[T any] []T
+
+func (l List[T]) Len() int { return len(l) }
+`,
+	"beta/broken.go":    "package beta\n\nfunc Broken( {\n",
+	"beta/README.md":    "not go\n",
+	"beta/notgo.go.txt": "package nope\n",
+}
+
+var exSmallTreeRows = []Row{
+	{"alpha", "alpha/alpha.go", "const", "Version", 5},
+	{"alpha", "alpha/alpha.go", "type", "Greeter", 7},
+	{"alpha", "alpha/alpha.go", "method", "Greeter.Greet", 9},
+	{"alpha", "alpha/alpha.go", "func", "New", 11},
+	{"beta", "beta/beta.go", "var", "Count", 4},
+	{"beta", "beta/beta.go", "var", "limit", 4},
+	{"beta", "beta/beta.go", "type", "List", 8},
+	{"beta", "beta/beta.go", "method", "List.Len", 10},
+}
+
+func TestDeclarations_OneRowPerTopLevelDeclaration(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want []Row
+	}{
+		{"func", "package p\nfunc F() {}\n", []Row{{"p", "f.go", "func", "F", 2}}},
+		{"method on pointer", "package p\ntype T int\nfunc (t *T) M() {}\n",
+			[]Row{{"p", "f.go", "type", "T", 2}, {"p", "f.go", "method", "T.M", 3}}},
+		{"method on generic type", "package p\nfunc (m *Map[K, V]) Get() {}\n",
+			[]Row{{"p", "f.go", "method", "Map.Get", 2}}},
+		{"grouped consts", "package p\nconst (\n\tA = iota\n\tB\n)\n",
+			[]Row{{"p", "f.go", "const", "A", 3}, {"p", "f.go", "const", "B", 4}}},
+		{"blank identifiers left out", "package p\nvar _, x = 1, 2\nfunc _() {}\n",
+			[]Row{{"p", "f.go", "var", "x", 2}}},
+		{"imports and locals are not declarations", "package p\nimport \"os\"\nfunc f() { var y = os.Args; _ = y }\n",
+			[]Row{{"p", "f.go", "func", "f", 3}}},
+		{"no declarations", "package p\n", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fset := token.NewFileSet()
+			f, err := parser.ParseFile(fset, "f.go", tt.src, parser.SkipObjectResolution)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, Declarations(fset, "f.go", f))
+		})
+	}
+}
+
+func TestRun_IndexesTreeIntoDatabaseAndSkipsUnparsableFiles(t *testing.T) {
+	src := exWriteTree(t, exSmallTree)
+	out := t.TempDir()
+	db := filepath.Join(out, "index.db")
+	diagram := filepath.Join(out, "pipeline.md")
+	var stdout, stderr bytes.Buffer
+
+	err := run(context.Background(), []string{"-src", src, "-db", db, "-workers", "3",
+		"-progress", "lines", "-diagram", diagram}, &stdout, &stderr, nil)
+	require.NoError(t, err, stderr.String())
+
+	assert.Equal(t, exSmallTreeRows, exAllRows(t, db))
+	summary := stdout.String()
+	assert.Contains(t, summary, "files         4\n")
+	assert.Contains(t, summary, "declarations  8\n")
+	assert.Contains(t, summary, "skipped       1 ")
+	assert.Contains(t, stderr.String(), "parse ×3: in 4 · out 3 · skipped 1")
+
+	md, err := os.ReadFile(diagram)
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(md), "```mermaid\nflowchart LR\n"), string(md))
+	assert.True(t, strings.HasSuffix(string(md), "```\n"), string(md))
+	for _, stage := range []string{"walk", "parse", "rows", "batch", "insert"} {
+		assert.Contains(t, string(md), "<b>"+stage+"</b>")
+	}
+}
+
+func TestRun_ReindexingReplacesThePreviousIndex(t *testing.T) {
+	src := exWriteTree(t, exSmallTree)
+	db := filepath.Join(t.TempDir(), "index.db")
+	args := []string{"-src", src, "-db", db, "-progress", "none"}
+	for range 2 {
+		require.NoError(t, run(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{}, nil))
+	}
+	assert.Equal(t, exSmallTreeRows, exAllRows(t, db))
+}
+
+func TestRun_QueryAnswersFromTheDatabase(t *testing.T) {
+	src := exWriteTree(t, exSmallTree)
+	db := filepath.Join(t.TempDir(), "index.db")
+	require.NoError(t, run(context.Background(), []string{"-src", src, "-db", db, "-progress", "none"},
+		&bytes.Buffer{}, &bytes.Buffer{}, nil))
+
+	tests := []struct {
+		name, query, want string
+	}{
+		{"function", "New", "New: 1 declarations | func alpha.New alpha/alpha.go:11"},
+		{"method by its own name", "Len", "Len: 1 declarations | method beta.List.Len beta/beta.go:10"},
+		{"method by Recv.Method", "Greeter.Greet", "Greeter.Greet: 1 declarations | method alpha.Greeter.Greet alpha/alpha.go:9"},
+		{"unknown", "Nope", "Nope: 0 declarations"},
+		{"case matters", "new", "new: 0 declarations"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout bytes.Buffer
+			require.NoError(t, run(context.Background(), []string{"-db", db, "-query", tt.query}, &stdout, &bytes.Buffer{}, nil))
+			var lines []string
+			for _, l := range strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n") {
+				lines = append(lines, strings.Join(strings.Fields(l), " "))
+			}
+			assert.Equal(t, tt.want, strings.Join(lines, " | "))
+		})
+	}
+}
+
+func TestRun_QueryWithoutIndexFails(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "missing.db")
+	err := run(context.Background(), []string{"-db", db, "-query", "X"}, &bytes.Buffer{}, &bytes.Buffer{}, nil)
+	require.ErrorIs(t, err, errNoIndex)
+	assert.NoFileExists(t, db)
+}
+
+func TestRun_RejectsBadArguments(t *testing.T) {
+	for _, args := range [][]string{
+		{"-progress", "fancy"},
+		{"-every", "0s"},
+		{"stray"},
+		{"-src", filepath.Join(t.TempDir(), "missing")},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			db := filepath.Join(t.TempDir(), "index.db")
+			err := run(context.Background(), append(args, "-db", db), &bytes.Buffer{}, &bytes.Buffer{}, nil)
+			assert.Error(t, err)
+		})
+	}
+}
+
+// exBigTree writes n files of three declarations each.
+func exBigTree(t *testing.T, n int) string {
+	t.Helper()
+	files := make(map[string]string, n)
+	for i := range n {
+		files[fmt.Sprintf("p%02d/f%04d.go", i%10, i)] = fmt.Sprintf(
+			"package p%02d\n\ntype T%d int\n\nfunc F%d() {}\n\nvar V%d = %d\n", i%10, i, i, i, i)
+	}
+	return exWriteTree(t, files)
+}
+
+func TestJob_StopCommitsEveryFileAlreadyFound(t *testing.T) {
+	const total = 1000
+	src := exBigTree(t, total)
+	db := filepath.Join(t.TempDir(), "index.db")
+
+	// Until Wait runs the insert stage nothing drains the pipeline, so the
+	// walk fills the buffers and blocks: Stop catches it mid-tree.
+	job, err := Start(context.Background(), Config{Src: src, DB: db, Workers: 2, BatchSize: 4, BatchWait: time.Hour})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return job.Pipeline().Stats()[0].Out >= 50 },
+		10*time.Second, time.Millisecond)
+	job.Stop()
+	sum, err := job.Wait()
+	require.NoError(t, err)
+
+	assert.True(t, sum.Stopped)
+	assert.GreaterOrEqual(t, sum.Files, uint64(50))
+	assert.Less(t, sum.Files, uint64(total), "the walk should have been stopped before the end")
+	walked := job.Pipeline().Stats()[0].Out
+	assert.Equal(t, walked, sum.Files, "every file the walk emitted was parsed")
+	assert.Equal(t, 3*sum.Files, sum.Declarations, "every row of every parsed file was committed")
+
+	rows := exAllRows(t, db)
+	assert.Len(t, rows, int(sum.Declarations))
+	files := map[string]bool{}
+	for _, r := range rows {
+		files[r.File] = true
+	}
+	assert.Len(t, files, int(sum.Files))
+}
+
+func TestJob_CancelKeepsOnlyCommittedBatches(t *testing.T) {
+	src := exBigTree(t, 300)
+	db := filepath.Join(t.TempDir(), "index.db")
+	ctx, cancel := context.WithCancel(context.Background())
+	job, err := Start(ctx, Config{Src: src, DB: db, Workers: 2, BatchSize: 4})
+	require.NoError(t, err)
+	cancel()
+	sum, err := job.Wait()
+
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Len(t, exAllRows(t, db), int(sum.Declarations), "the summary counts exactly the committed rows")
+}
+
+func TestWatchInterrupts_FirstStopsSecondCancels(t *testing.T) {
+	interrupts := make(chan os.Signal)
+	stopped := make(chan struct{})
+	cancelled := make(chan struct{})
+	var stderr syncWriter
+	stderr.w = &bytes.Buffer{}
+	release := watchInterrupts(interrupts, &stderr,
+		func() { close(stopped) }, func() { close(cancelled) })
+	defer release()
+
+	interrupts <- os.Interrupt
+	<-stopped
+	select {
+	case <-cancelled:
+		t.Fatal("cancelled on the first interrupt")
+	default:
+	}
+	interrupts <- os.Interrupt
+	<-cancelled
+	release()
+	assert.Contains(t, stderr.w.(*bytes.Buffer).String(), "stopping")
+	assert.Contains(t, stderr.w.(*bytes.Buffer).String(), "aborting")
+}
+
+func TestWatchInterrupts_ReleaseEndsTheWatcher(t *testing.T) {
+	var calls atomic.Int32
+	release := watchInterrupts(make(chan os.Signal), &bytes.Buffer{},
+		func() { calls.Add(1) }, func() { calls.Add(1) })
+	release()
+	release() // idempotent
+	assert.Zero(t, calls.Load())
+}
+
+// exFinishedPipeline runs a three-stage pipeline to its end.
+func exFinishedPipeline(t *testing.T) *pipeline.Pipeline {
+	t.Helper()
+	p := pipeline.New(context.Background())
+	nums := pipeline.Generate(p, 1, 2, 3)
+	sq := pipeline.FanOut(p, nums, 2, func(_ context.Context, n int) (int, error) { return n * n, nil },
+		pipeline.Name("square"))
+	_, err := pipeline.Collect(p, sq)
+	require.NoError(t, err)
+	return p
+}
+
+func TestProgressLines_LastLineShowsEveryStage(t *testing.T) {
+	p := exFinishedPipeline(t)
+	var w bytes.Buffer
+	stop := startLines(p, &w, time.Hour)
+	stop()
+	stop() // idempotent
+	out := w.String()
+	assert.Equal(t, 1, strings.Count(out, "\n"), out)
+	assert.Contains(t, out, "generate#1: in 3 · out 3 · queue 0/")
+	assert.Contains(t, out, "square ×2: in 3 · out 3 · queue 0/")
+}
+
+func TestProgressBars_DrawOneLinePerStage(t *testing.T) {
+	p := exFinishedPipeline(t)
+	var w bytes.Buffer
+	stop := startBars(p, &w, 10*time.Millisecond, mpb.WithAutoRefresh())
+	stop()
+	out := w.String()
+	assert.Contains(t, out, "generate#1")
+	assert.Contains(t, out, "square ×2")
+	assert.Contains(t, out, "in 3 · out 3")
+}
+
+func TestSummary_RowsPerSecond(t *testing.T) {
+	assert.InDelta(t, 500.0, Summary{Declarations: 1000, Elapsed: 2 * time.Second}.RowsPerSecond(), 1e-9)
+	assert.Zero(t, Summary{Declarations: 1000}.RowsPerSecond())
+}

@@ -1,0 +1,29 @@
+// Command etl indexes Go source into SQLite with a pipeline: it walks a
+// tree (the standard library's by default), parses every .go file in a pool
+// of workers, turns each top-level declaration into a row, batches the rows
+// and inserts each batch in one transaction.
+//
+//	go run ./etl                       # index $(go env GOROOT)/src into index.db
+//	go run ./etl -query NewReader      # where is NewReader declared?
+//	go run ./etl -diagram pipeline.md  # also write the pipeline's diagram
+//
+// Ctrl-C once stops the walk and commits everything already found; twice
+// cancels at once.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	interrupts := make(chan os.Signal, 2)
+	signal.Notify(interrupts, os.Interrupt, syscall.SIGTERM)
+	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, interrupts); err != nil {
+		fmt.Fprintln(os.Stderr, "etl:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/term"
+)
+
+// options are the command line.
+type options struct {
+	Config
+	query    string
+	diagram  string
+	progress string
+	every    time.Duration
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("etl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.Src, "src", "", "tree to index (default: $(go env GOROOT)/src)")
+	fs.StringVar(&o.DB, "db", "index.db", "SQLite database to create")
+	fs.IntVar(&o.Workers, "workers", runtime.NumCPU(), "parse workers")
+	fs.IntVar(&o.BatchSize, "batch", 500, "rows per transaction")
+	fs.DurationVar(&o.BatchWait, "batch-wait", 200*time.Millisecond, "longest a row waits for its batch")
+	fs.StringVar(&o.query, "query", "", "print where NAME is declared, from the database, and exit")
+	fs.StringVar(&o.diagram, "diagram", "", "write the pipeline's Mermaid diagram to this Markdown file on exit")
+	fs.StringVar(&o.progress, "progress", "auto", "progress display: auto, bars, lines or none")
+	fs.DurationVar(&o.every, "every", time.Second, "progress refresh interval")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	switch o.progress {
+	case "auto", "bars", "lines", "none":
+	default:
+		return o, fmt.Errorf("-progress must be auto, bars, lines or none, not %q", o.progress)
+	}
+	if o.every <= 0 {
+		return o, errors.New("-every must be positive")
+	}
+	return o, nil
+}
+
+// run is the whole program but for signal set-up: it indexes (or queries)
+// as args say, writes progress to stderr and the summary to stdout. The
+// first value received on interrupts stops the job gracefully, the second
+// cancels it.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, interrupts <-chan os.Signal) error {
+	terminal := stderr              // mpb must see the *os.File to draw on a terminal
+	stderr = &syncWriter{w: stderr} // progress lines and the interrupt watcher share it
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	if o.query != "" {
+		return printQuery(ctx, stdout, o.DB, o.query)
+	}
+	if o.Src == "" {
+		if o.Src, err = goroot(); err != nil {
+			return err
+		}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	job, err := Start(ctx, o.Config)
+	if err != nil {
+		return err
+	}
+
+	release := watchInterrupts(interrupts, stderr, job.Stop, cancel)
+	defer release()
+
+	stopProgress := func() {}
+	switch progressMode(o.progress, terminal) {
+	case "bars":
+		stopProgress = startBars(job.Pipeline(), terminal, o.every/5)
+	case "lines":
+		stopProgress = startLines(job.Pipeline(), stderr, o.every)
+	}
+	sum, err := job.Wait()
+	stopProgress()
+
+	printSummary(stdout, o.Config, sum)
+	if o.diagram != "" {
+		if derr := writeDiagram(o.diagram, job.Pipeline().Diagram()); derr != nil && err == nil {
+			err = derr
+		}
+	}
+	return err
+}
+
+// watchInterrupts calls stop on the first value from interrupts and cancel
+// on the second, until release is called; release returns once the watcher
+// has.
+func watchInterrupts(interrupts <-chan os.Signal, stderr io.Writer, stop, cancel func()) (release func()) {
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		select {
+		case <-interrupts:
+			fmt.Fprintln(stderr, "stopping: finishing the files already found (Ctrl-C again to abort)")
+			stop()
+		case <-done:
+			return
+		}
+		select {
+		case <-interrupts:
+			fmt.Fprintln(stderr, "aborting: the batch being written is rolled back")
+			cancel()
+		case <-done:
+		}
+	}()
+	return sync.OnceFunc(func() {
+		close(done)
+		<-exited
+	})
+}
+
+// progressMode resolves "auto": live bars on a terminal, a line per
+// interval otherwise.
+func progressMode(mode string, w io.Writer) string {
+	if mode != "auto" {
+		return mode
+	}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return "bars"
+	}
+	return "lines"
+}
+
+// goroot is the source tree of the Go installation on PATH.
+func goroot() (string, error) {
+	out, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		return "", fmt.Errorf("finding GOROOT (pass -src): %w", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "src"), nil
+}
+
+func printSummary(w io.Writer, cfg Config, s Summary) {
+	fmt.Fprintf(w, "indexed %s into %s\n", cfg.Src, cfg.DB)
+	if s.Stopped {
+		fmt.Fprintln(w, "  stopped early: every file found before the stop was committed")
+	}
+	fmt.Fprintf(w, "  files         %d\n", s.Files)
+	fmt.Fprintf(w, "  declarations  %d\n", s.Declarations)
+	fmt.Fprintf(w, "  skipped       %d (could not be parsed)\n", s.Skipped)
+	fmt.Fprintf(w, "  elapsed       %s\n", s.Elapsed.Round(time.Millisecond))
+	fmt.Fprintf(w, "  rows/s        %.0f\n", s.RowsPerSecond())
+	fmt.Fprintf(w, "query it: go run ./etl -db %s -query NewReader\n", cfg.DB)
+}
+
+func printQuery(ctx context.Context, w io.Writer, db, name string) error {
+	rows, err := Query(ctx, db, name)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%s: %d declarations\n", name, len(rows))
+	for _, r := range rows {
+		fmt.Fprintf(w, "  %-6s %-28s %s:%d\n", r.Kind, r.Package+"."+r.Name, r.File, r.Line)
+	}
+	return nil
+}
+
+// writeDiagram writes a Markdown file holding the diagram in a mermaid
+// block, which GitHub draws.
+func writeDiagram(path, diagram string) error {
+	return os.WriteFile(path, []byte("```mermaid\n"+diagram+"```\n"), 0o644)
+}
+
+// syncWriter serialises writes from several goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
+}
