@@ -1,0 +1,168 @@
+package pipeline_test
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/ec0f1147/pipeline"
+)
+
+// The benchmarks below compare Batch with the batcher people write by hand:
+// one goroutine, a select on the input, a ticker and the context, every send
+// in a select with ctx.Done(). Both batch the same 100k ints into slices of
+// 100 and hand each to a consumer that counts them. Metrics are per item;
+// the batch slices themselves cost 1/100 allocation per item.
+
+const (
+	flowBenchItems = 100_000
+	flowBenchSize  = 100
+)
+
+// flowHandBatch is the classic hand-written batcher. maxWait <= 0 means by
+// size only (no ticker case in the select).
+func flowHandBatch(ctx context.Context, in <-chan int, size int, maxWait time.Duration) <-chan []int {
+	out := make(chan []int, pipeline.DefaultBufferSize)
+	go func() {
+		defer close(out)
+		var tick <-chan time.Time
+		if maxWait > 0 {
+			t := time.NewTicker(maxWait)
+			defer t.Stop()
+			tick = t.C
+		}
+		batch := make([]int, 0, size)
+		flush := func() bool {
+			if len(batch) == 0 {
+				return true
+			}
+			select {
+			case out <- batch:
+				batch = make([]int, 0, size)
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		for {
+			select {
+			case v, ok := <-in:
+				if !ok {
+					flush()
+					return
+				}
+				batch = append(batch, v)
+				if len(batch) == size && !flush() {
+					return
+				}
+			case <-tick:
+				if !flush() {
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// flowFilled returns a closed channel holding the ints 0..n-1.
+func flowFilled(n int) chan int {
+	ch := make(chan int, n)
+	for i := 0; i < n; i++ {
+		ch <- i
+	}
+	close(ch)
+	return ch
+}
+
+// flowBenchRun times run over b.N rounds of flowBenchItems items and reports
+// ns/item and allocs/item. fresh makes each round's input off the clock.
+func flowBenchRun[In any](b *testing.B, fresh func() In, run func(in In) int) {
+	b.Helper()
+	var ms runtime.MemStats
+	var mallocs uint64
+	var elapsed time.Duration
+	for i := 0; i < b.N; i++ {
+		in := fresh()
+		runtime.ReadMemStats(&ms)
+		before := ms.Mallocs
+		start := time.Now()
+		n := run(in)
+		elapsed += time.Since(start)
+		runtime.ReadMemStats(&ms)
+		mallocs += ms.Mallocs - before
+		if n != flowBenchItems {
+			b.Fatalf("batched %d items, want %d", n, flowBenchItems)
+		}
+	}
+	items := float64(b.N) * flowBenchItems
+	b.ReportMetric(0, "ns/op") // the per-item figures below are the point
+	b.ReportMetric(float64(elapsed.Nanoseconds())/items, "ns/item")
+	b.ReportMetric(float64(mallocs)/items, "allocs/item")
+}
+
+func flowCount(batches <-chan []int) int {
+	n := 0
+	for b := range batches {
+		n += len(b)
+	}
+	return n
+}
+
+func BenchmarkBatch(b *testing.B) {
+	waits := []struct {
+		name    string
+		maxWait time.Duration
+	}{{"size-only", 0}, {"maxWait=10ms", 10 * time.Millisecond}}
+
+	for _, w := range waits {
+		// Input 1: a channel filled before the clock starts.
+		b.Run("chan/"+w.name+"/impl=library", func(b *testing.B) {
+			flowBenchRun(b, func() chan int { return flowFilled(flowBenchItems) }, func(in chan int) int {
+				p := pipeline.New(context.Background())
+				n := flowCount(pipeline.Batch(p, in, flowBenchSize, w.maxWait))
+				if err := p.Wait(); err != nil {
+					b.Fatal(err)
+				}
+				return n
+			})
+		})
+		b.Run("chan/"+w.name+"/impl=hand", func(b *testing.B) {
+			flowBenchRun(b, func() chan int { return flowFilled(flowBenchItems) }, func(in chan int) int {
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				return flowCount(flowHandBatch(ctx, in, flowBenchSize, w.maxWait))
+			})
+		})
+
+		// Input 2: a Generate source feeding either batcher.
+		items := make([]int, flowBenchItems)
+		for i := range items {
+			items[i] = i
+		}
+		nothing := func() struct{} { return struct{}{} }
+		b.Run("generate/"+w.name+"/impl=library", func(b *testing.B) {
+			flowBenchRun(b, nothing, func(struct{}) int {
+				p := pipeline.New(context.Background())
+				n := flowCount(pipeline.Batch(p, pipeline.Generate(p, items...), flowBenchSize, w.maxWait))
+				if err := p.Wait(); err != nil {
+					b.Fatal(err)
+				}
+				return n
+			})
+		})
+		b.Run("generate/"+w.name+"/impl=hand", func(b *testing.B) {
+			flowBenchRun(b, nothing, func(struct{}) int {
+				p := pipeline.New(context.Background())
+				n := flowCount(flowHandBatch(p.Context(), pipeline.Generate(p, items...), flowBenchSize, w.maxWait))
+				if err := p.Wait(); err != nil {
+					b.Fatal(err)
+				}
+				return n
+			})
+		})
+	}
+}
