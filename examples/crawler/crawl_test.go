@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// exCrawl crawls a fresh site with cfg and closes everything afterwards.
+func exCrawl(t *testing.T, pages int, delay time.Duration, cfg Config) (*Site, *Report) {
+	t.Helper()
+	site := NewSite(pages, delay)
+	t.Cleanup(site.Close)
+	transport := &http.Transport{}
+	t.Cleanup(transport.CloseIdleConnections)
+	var seeds []Seed
+	for _, h := range site.Hosts {
+		seeds = append(seeds, Seed{Name: h.Name, URL: h.URL + "/"})
+	}
+	r, err := Crawl(context.Background(), &http.Client{Transport: transport}, seeds, cfg)
+	require.NoError(t, err)
+	return site, r
+}
+
+var exConfig = Config{PerHost: 2, Total: 4, Every: time.Millisecond, Burst: 4,
+	Timeout: 100 * time.Millisecond, Attempts: 3, Backoff: time.Millisecond}
+
+// exKey names a page or failure by host and path.
+func exKey(host, u string) string { return host + " " + path(u) }
+
+func TestCrawl_FetchesEveryLinkedPageOfEveryHost(t *testing.T) {
+	_, r := exCrawl(t, 4, time.Millisecond, exConfig)
+	var got []string
+	for _, p := range r.Pages {
+		got = append(got, fmt.Sprintf("%s %d %s", exKey(p.Host, p.URL), p.Status, p.Title))
+	}
+	assert.Equal(t, []string{
+		"docs /old 404 ",
+		"docs /p/1 200 docs page 1", "docs /p/2 200 docs page 2", "docs /p/3 200 docs page 3", "docs /p/4 200 docs page 4",
+		"flaky /p/1 200 flaky page 1", "flaky /p/2 200 flaky page 2", "flaky /p/3 200 flaky page 3", "flaky /p/4 200 flaky page 4",
+		"slow /p/1 200 slow page 1", "slow /p/2 200 slow page 2", "slow /p/3 200 slow page 3", "slow /p/4 200 slow page 4",
+	}, got)
+}
+
+func TestCrawl_RetriesServerErrorsUntilThePageAnswers(t *testing.T) {
+	site, r := exCrawl(t, 6, time.Millisecond, exConfig)
+	flaky := site.Host("flaky")
+	for _, p := range r.Pages {
+		if p.Host != "flaky" {
+			assert.Equal(t, 1, p.Attempts, p.URL)
+			continue
+		}
+		var i int
+		_, err := fmt.Sscanf(path(p.URL), "/p/%d", &i)
+		require.NoError(t, err)
+		assert.Equal(t, i%3+1, p.Attempts, "page %d fails %d times first", i, i%3)
+		assert.Equal(t, i%3+1, flaky.Requests(path(p.URL)))
+	}
+	// pages 1,2,4,5 need 1,2,1,2 retries; /down and /hang 2 each
+	assert.Equal(t, uint64(10), r.Retries)
+}
+
+func TestCrawl_DoesNotRetryAnAnswerThatIsNotAServerError(t *testing.T) {
+	site, r := exCrawl(t, 2, time.Millisecond, exConfig)
+	assert.Equal(t, 1, site.Host("docs").Requests("/old"))
+	assert.Contains(t, r.Pages, Page{Host: "docs", URL: site.Host("docs").URL + "/old", Status: 404, Bytes: 19, Attempts: 1})
+}
+
+func TestCrawl_ReportsPagesThatNeverAnswerWithoutFailingTheCrawl(t *testing.T) {
+	site, r := exCrawl(t, 2, time.Millisecond, exConfig)
+	require.Len(t, r.Failures, 2)
+
+	down := r.Failures[0]
+	assert.Equal(t, "flaky /down", exKey(down.Host, down.URL))
+	assert.Equal(t, 3, down.Attempts)
+	assert.False(t, down.TimedOut)
+	var status errStatus
+	require.ErrorAs(t, down.Err, &status)
+	assert.Equal(t, http.StatusServiceUnavailable, status.code)
+
+	hang := r.Failures[1]
+	assert.Equal(t, "slow /hang", exKey(hang.Host, hang.URL))
+	assert.Equal(t, 3, hang.Attempts)
+	assert.True(t, hang.TimedOut)
+	assert.ErrorIs(t, hang.Err, context.DeadlineExceeded)
+	assert.Equal(t, 3, site.Host("slow").Requests("/hang"), "each attempt reached the server and was abandoned")
+}
+
+func TestCrawl_NeverExceedsThePerHostOrTotalLimit(t *testing.T) {
+	tests := []struct{ perHost, total int }{{1, 3}, {2, 4}, {3, 2}}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("per host %d total %d", tt.perHost, tt.total), func(t *testing.T) {
+			cfg := exConfig
+			cfg.PerHost, cfg.Total = tt.perHost, tt.total
+			_, r := exCrawl(t, 8, 5*time.Millisecond, cfg)
+			assert.Len(t, r.Pages, 3*8+1)
+			require.Len(t, r.MaxInFlightPerHost, 3)
+			for host, n := range r.MaxInFlightPerHost {
+				assert.LessOrEqual(t, n, tt.perHost, host)
+				assert.Positive(t, n, host)
+			}
+			assert.LessOrEqual(t, r.MaxInFlight, tt.total)
+		})
+	}
+}
+
+func TestCrawl_ThrottlesPageRequestsPerHost(t *testing.T) {
+	cfg := exConfig
+	cfg.Every, cfg.Burst = 40*time.Millisecond, 2
+	start := time.Now()
+	site, _ := exCrawl(t, 4, time.Millisecond, cfg)
+
+	// flaky's retries are extra requests: they wait for their backoff, not
+	// for the throttle, so only hosts that answer first time are checked.
+	for _, h := range []*Host{site.Host("docs"), site.Host("slow")} {
+		times := h.PageTimes()
+		require.GreaterOrEqual(t, len(times), 5, h.Name) // 4 pages and its extra link
+		// The k-th page request (k from 1) cannot pass the token bucket
+		// before (k-burst)·every.
+		for k := cfg.Burst + 1; k <= 5; k++ {
+			assert.GreaterOrEqual(t, times[k-1].Sub(start), time.Duration(k-cfg.Burst)*cfg.Every,
+				"%s request %d", h.Name, k)
+		}
+	}
+}
+
+func TestCrawl_CancelEndsTheCrawlPromptly(t *testing.T) {
+	site := NewSite(4, time.Millisecond)
+	defer site.Close()
+	transport := &http.Transport{}
+	defer transport.CloseIdleConnections()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	cfg := exConfig
+	cfg.Timeout = time.Hour // only the cancel can end the hanging request
+	r, err := Crawl(ctx, &http.Client{Transport: transport}, []Seed{{"slow", site.Host("slow").URL + "/"}}, cfg)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Empty(t, r.Pages)
+}
+
+func TestRun_PrintsFetchedRetriedAndTimedOut(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"-pages", "3", "-delay", "1ms", "-every", "1ms",
+		"-timeout", "100ms", "-diagram"}, &stdout, &stderr)
+	require.NoError(t, err, stderr.String())
+	out := stdout.String()
+	assert.Contains(t, out, "fetched 10 pages (2 after retries), 2 failed (1 timed out), 7 retries in ")
+	assert.Contains(t, out, "flaky /p/2     200   294 B  flaky page 2 (3 attempts)\n")
+	assert.Contains(t, out, "flaky /down    failed (3 attempts): 503 Service Unavailable\n")
+	assert.Contains(t, out, "slow  /hang    timed out (3 attempts): ")
+	assert.Contains(t, out, "```mermaid\nflowchart LR\n")
+	assert.Contains(t, out, "<b>fetch slow</b>")
+}
+
+func TestRun_RejectsStrayArguments(t *testing.T) {
+	err := run(context.Background(), []string{"http://example.com"}, &bytes.Buffer{}, &bytes.Buffer{})
+	require.Error(t, err)
+	assert.True(t, strings.Contains(err.Error(), "unexpected arguments"), err.Error())
+	assert.False(t, errors.Is(err, context.Canceled))
+}
