@@ -55,7 +55,12 @@ func (b *batcher[T]) add(v T) bool {
 }
 
 // flush sends the partial batch, if any; false means the pipeline is done.
+// After cancellation the batch is discarded, not sent.
 func (b *batcher[T]) flush() bool {
+	if b.p.halted() {
+		b.p.noteCancel()
+		return false
+	}
 	if len(b.cur) == 0 {
 		return true
 	}

@@ -96,6 +96,9 @@ func (c *caller[T, R]) attempt(v T) (r R, err error) {
 		defer l.release(1)
 	}
 	ctx := c.p.ctx
+	if c.cfg.limiter != nil {
+		ctx = context.WithValue(ctx, heldKey{}, c.cfg.limiter)
+	}
 	if c.cfg.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.timeout)

@@ -26,7 +26,8 @@ type Limiter struct {
 
 type limitWaiter struct {
 	n     int
-	ready chan struct{}
+	ready chan struct{} // closed when granted, or refused with err set
+	err   error
 }
 
 // NewLimiter returns a limiter with n slots. n < 1 is an invalid argument:
@@ -70,6 +71,10 @@ func (l *Limiter) InUse() int {
 	return l.used
 }
 
+// heldKey marks, in a call's context, the limiter whose slot the call holds
+// through the Limit option.
+type heldKey struct{}
+
 // acquire takes n slots, waiting while they are not free. It returns ctx's
 // cause if ctx ends first, and an error if n can never fit.
 func (l *Limiter) acquire(ctx context.Context, n int) error {
@@ -79,9 +84,9 @@ func (l *Limiter) acquire(ctx context.Context, n int) error {
 		return fmt.Errorf("%w: limiter: size must be >= 1", ErrInvalidArgument)
 	}
 	if n > l.size {
-		size := l.size
+		err := errTooHeavy(n, l.size)
 		l.mu.Unlock()
-		return fmt.Errorf("%w: limiter: weight %d exceeds the limit of %d slots", ErrInvalidArgument, n, size)
+		return err
 	}
 	if l.waiters.Len() == 0 && l.used+n <= l.size {
 		l.used += n
@@ -93,12 +98,14 @@ func (l *Limiter) acquire(ctx context.Context, n int) error {
 	l.mu.Unlock()
 	select {
 	case <-w.ready:
-		return nil
+		return w.err
 	case <-ctx.Done():
 		l.mu.Lock()
 		select {
-		case <-w.ready: // granted meanwhile: give it back
-			l.used -= n
+		case <-w.ready: // granted (or refused) meanwhile: give it back
+			if w.err == nil {
+				l.used -= n
+			}
 		default:
 			l.waiters.Remove(e)
 		}
@@ -116,17 +123,26 @@ func (l *Limiter) release(n int) {
 	l.mu.Unlock()
 }
 
-// wake grants slots to waiters in arrival order while they fit. l.mu is held.
+// wake grants slots to waiters in arrival order while they fit. A waiter
+// that can never fit (the limit shrank below its weight) is refused with an
+// error rather than left to block everyone behind it. l.mu is held.
 func (l *Limiter) wake() {
 	for e := l.waiters.Front(); e != nil; e = l.waiters.Front() {
 		w := e.Value.(*limitWaiter)
-		if l.used+w.n > l.size {
+		if w.n > l.size {
+			w.err = errTooHeavy(w.n, l.size)
+		} else if l.used+w.n > l.size {
 			return
+		} else {
+			l.used += w.n
 		}
-		l.used += w.n
 		l.waiters.Remove(e)
 		close(w.ready)
 	}
+}
+
+func errTooHeavy(n, size int) error {
+	return fmt.Errorf("%w: limiter: weight %d exceeds the limit of %d slots", ErrInvalidArgument, n, size)
 }
 
 // Weighted wraps a stage function so that each call holds weight(item) slots
@@ -136,17 +152,22 @@ func (l *Limiter) wake() {
 //
 //	pipeline.FanOut(p, files, 8, pipeline.Weighted(mem, sizeInMB, parse))
 //
-// A weight below 1 counts as 1. An item whose weight exceeds l's limit fails
-// with an error wrapping [ErrInvalidArgument] (it could never run); [OnError]
-// may skip it. Waiting for slots ends with the context's cause if the
-// pipeline is cancelled. With [Limit] on the same limiter as well, a call
-// holds 1 + weight slots. A nil l, weight or fn makes every call fail with
-// [ErrInvalidArgument].
+// A weight below 1 counts as 1. An item whose weight exceeds l's limit (also
+// one waiting when [Limiter.SetLimit] shrinks the limit below its weight)
+// fails with an error wrapping [ErrInvalidArgument], since it could never
+// run; [OnError] may skip it. Waiting for slots ends with the context's cause
+// if the pipeline is cancelled. Weighted on a stage that also has [Limit] on
+// the same limiter fails every call with [ErrInvalidArgument]: holding the
+// Limit slot while waiting for the weight could deadlock. A nil l, weight or
+// fn makes every call fail with [ErrInvalidArgument].
 func Weighted[T, R any](l *Limiter, weight func(T) int, fn func(context.Context, T) (R, error)) func(context.Context, T) (R, error) {
 	return func(ctx context.Context, v T) (R, error) {
 		var zero R
 		if l == nil || weight == nil || fn == nil {
 			return zero, fmt.Errorf("%w: Weighted: limiter, weight and fn must be non-nil and the limiter's size >= 1", ErrInvalidArgument)
+		}
+		if held, _ := ctx.Value(heldKey{}).(*Limiter); held == l {
+			return zero, fmt.Errorf("%w: Weighted: the stage also has Limit on the same limiter; a call holding its Limit slot while waiting for its weight could deadlock: use one or the other", ErrInvalidArgument)
 		}
 		n := max(weight(v), 1)
 		if err := l.acquire(ctx, n); err != nil {

@@ -1,10 +1,7 @@
-//go:build bugrepro
-
 package pipeline_test
 
-// Library bugs found while testing the flow-control stages (issue 3). Each
-// test states the documented behaviour and fails on the current code.
-// Run with: go test -tags bugrepro -run TestBugFlow -race .
+// Regression tests for library bugs found while testing the flow-control
+// stages (issue 3). Each states the documented behaviour.
 
 import (
 	"context"
@@ -17,10 +14,9 @@ import (
 	"github.com/ec0f1147/pipeline"
 )
 
-// Batch's doc: "On cancel the partial batch is discarded." When the
-// cancellation closes the batch's input, the close path flushes the partial
-// batch without looking at the context, and a buffered output takes it.
-func TestBugFlow_BatchSendsItsPartialBatchAfterCancel(t *testing.T) {
+// Batch's doc: "On cancel the partial batch is discarded", also when the
+// cancellation is seen as the input closing.
+func TestBatch_DiscardsPartialBatchOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	p := pipeline.New(ctx)
@@ -39,11 +35,10 @@ func TestBugFlow_BatchSendsItsPartialBatchAfterCancel(t *testing.T) {
 }
 
 // Limiter.SetLimit shrinking below the weight of a call already waiting in
-// Weighted: the waiter can never be served, and as the queue is first come,
-// first served it blocks every later call too. The pipeline hangs until its
-// context ends instead of failing the item as Weighted documents for a weight
-// above the limit ("it could never run").
-func TestBugFlow_SetLimitBelowAWaitingWeightHangs(t *testing.T) {
+// Weighted: the waiter can never be served and, the queue being first come,
+// first served, would block every later call; it fails instead, as Weighted
+// documents for a weight above the limit.
+func TestLimiter_SetLimitBelowAWaitingWeightFailsTheItem(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	l := pipeline.NewLimiter(4)
@@ -83,14 +78,10 @@ func TestBugFlow_SetLimitBelowAWaitingWeightHangs(t *testing.T) {
 	assert.NotErrorIs(t, err, context.DeadlineExceeded, "the pipeline hung until its deadline")
 }
 
-// Weighted and Limit on the same limiter: the doc says a call then holds
-// 1 + weight slots. With weight == limit that can never fit, but the check in
-// acquire compares the weight alone with the limit, so the call holds its
-// Limit slot and waits forever for the rest: a self-deadlock until the
-// context ends. (With weight + 1 <= limit and several workers, workers that
-// each hold their Limit slot while waiting for their weight can deadlock
-// each other the same way.)
-func TestBugFlow_WeightedWithLimitOnTheSameLimiterDeadlocks(t *testing.T) {
+// Weighted and Limit on the same limiter: a call holding its Limit slot while
+// waiting for its weight could deadlock (alone, or with other workers doing
+// the same), so the combination is rejected with ErrInvalidArgument.
+func TestWeighted_WithLimitOnTheSameLimiterIsRejected(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	l := pipeline.NewLimiter(2)
@@ -100,5 +91,5 @@ func TestBugFlow_WeightedWithLimitOnTheSameLimiterDeadlocks(t *testing.T) {
 		func(_ context.Context, v int) (int, error) { return v, nil }), pipeline.Limit(l))
 	_, err := pipeline.Collect(p, out)
 	assert.NotErrorIs(t, err, context.DeadlineExceeded, "the pipeline hung until its deadline")
-	assert.ErrorIs(t, err, pipeline.ErrInvalidArgument, "1 + 2 slots never fit in 2")
+	assert.ErrorIs(t, err, pipeline.ErrInvalidArgument, "Weighted with Limit on the same limiter is rejected")
 }
