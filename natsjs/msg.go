@@ -1,0 +1,250 @@
+package natsjs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ec0f1147/pipeline"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Headers set on a dead letter, beside the original message's own headers.
+const (
+	HeaderError      = "Natsjs-Error"      // why the message was dead-lettered
+	HeaderSubject    = "Natsjs-Subject"    // the subject it was published on
+	HeaderStream     = "Natsjs-Stream"     // the stream it was stored in
+	HeaderSequence   = "Natsjs-Sequence"   // its sequence in that stream
+	HeaderDeliveries = "Natsjs-Deliveries" // how many times it was delivered
+)
+
+// Msg is one JetStream message in a pipeline: its decoded Value and the
+// handle that settles it. A Msg comes from a [Source]; [Map] turns a Msg[T]
+// into a Msg[R] that carries the same handle; a natsjs sink ([Ack], [ForEach],
+// [Publish]) settles it. Stages may change Value.
+//
+// Msg is a [pipeline.Discarder]: a core stage that sets it aside on purpose
+// ([pipeline.Filter], [pipeline.DropOnFull], an [pipeline.OnError] handler
+// that skips it) acks it, so it does not come back. The message is settled
+// once: whatever settles it first wins and later attempts do nothing.
+type Msg[T any] struct {
+	Value T
+	d     *delivery
+}
+
+// Subject returns the subject the message was published on.
+func (m *Msg[T]) Subject() string { return m.d.raw.Subject() }
+
+// Header returns the message's headers (do not modify them).
+func (m *Msg[T]) Header() nats.Header { return m.d.raw.Headers() }
+
+// Data returns the message's payload as it was received, before decoding.
+func (m *Msg[T]) Data() []byte { return m.d.raw.Data() }
+
+// Deliveries returns how many times the server has delivered the message,
+// this delivery included: more than 1 means it was delivered before, to this
+// worker or another, and not acked then.
+func (m *Msg[T]) Deliveries() int { return int(m.d.meta.NumDelivered) }
+
+// ID returns "stream:sequence", which names the message uniquely and stays
+// the same across redeliveries: the key for an idempotent sink. [Publish]
+// sends it downstream as the Nats-Msg-Id.
+func (m *Msg[T]) ID() string { return m.d.id() }
+
+// Discard settles the message of an item that a stage set aside on purpose:
+// it is acked (the server will not deliver it again) and counted in
+// Stats.Discarded. The core stages call it ([pipeline.Discarder]); a stage of
+// your own that drops a Msg calls it too. The one exception is a failure of
+// the function of [Map] or [ForEach], which they report through Discard and
+// which is Nak'ed for a later retry or dead-lettered instead.
+func (m *Msg[T]) Discard(reason error) {
+	var f *itemFailure
+	if errors.As(reason, &f) {
+		m.d.fail(f.err, f.permanent)
+		return
+	}
+	if m.d.claim() {
+		m.d.c.stats.discarded.Add(1)
+		m.d.settle(m.d.raw.Ack(), &m.d.c.stats.acked)
+	}
+}
+
+// itemFailure marks an error of a natsjs stage's function, so that Discard
+// can tell it from a deliberate skip. permanent failures (an item that can
+// never succeed, such as one that cannot be encoded) go to the dead letters
+// at once.
+type itemFailure struct {
+	err       error
+	permanent bool
+}
+
+func (f *itemFailure) Error() string { return f.err.Error() }
+func (f *itemFailure) Unwrap() error { return f.err }
+
+// delivery is one delivery of one message and the state of its settlement.
+type delivery struct {
+	raw  jetstream.Msg
+	meta *jetstream.MsgMetadata
+	c    *Consumer
+	r    *run
+	done atomic.Bool
+}
+
+func (d *delivery) id() string {
+	return d.meta.Stream + ":" + strconv.FormatUint(d.meta.Sequence.Stream, 10)
+}
+
+// claim reports whether the caller is the one to settle d: true exactly once.
+func (d *delivery) claim() bool {
+	if !d.done.CompareAndSwap(false, true) {
+		return false
+	}
+	d.r.forget(d)
+	d.c.stats.inFlight.Add(-1)
+	return true
+}
+
+// settle counts the outcome of an ack, nak or term that was sent.
+func (d *delivery) settle(err error, outcome *atomic.Uint64) {
+	if err != nil {
+		d.c.stats.settleErrors.Add(1)
+		return
+	}
+	outcome.Add(1)
+}
+
+func (d *delivery) ack() {
+	if d.claim() {
+		d.settle(d.raw.Ack(), &d.c.stats.acked)
+	}
+}
+
+// release hands an unprocessed message back for immediate redelivery.
+func (d *delivery) release() {
+	if d.claim() {
+		d.settle(d.raw.Nak(), &d.c.stats.released)
+	}
+}
+
+// fail settles a message whose item failed with err: Nak'ed with the backoff
+// delay while it has deliveries left, else dead-lettered.
+func (d *delivery) fail(err error, permanent bool) {
+	if !d.claim() {
+		return
+	}
+	n := int(d.meta.NumDelivered)
+	if !permanent && n < d.c.maxDeliver {
+		d.settle(d.raw.NakWithDelay(d.c.backoff(n)), &d.c.stats.retried)
+		return
+	}
+	d.dead(err)
+}
+
+// dead publishes a claimed message to the dead-letter subject, waits for the
+// server to store it, then terminates the message. If the dead letter cannot
+// be stored the message is Nak'ed instead, so it is never lost.
+func (d *delivery) dead(cause error) {
+	h := nats.Header{}
+	for k, v := range d.raw.Headers() {
+		if k != jetstream.MsgIDHeader {
+			h[k] = v
+		}
+	}
+	h.Set(HeaderError, cause.Error())
+	h.Set(HeaderSubject, d.raw.Subject())
+	h.Set(HeaderStream, d.meta.Stream)
+	h.Set(HeaderSequence, strconv.FormatUint(d.meta.Sequence.Stream, 10))
+	h.Set(HeaderDeliveries, strconv.FormatUint(d.meta.NumDelivered, 10))
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	dl := &nats.Msg{Subject: d.c.deadLetter, Data: d.raw.Data(), Header: h}
+	if _, err := d.c.js.PublishMsg(ctx, dl, jetstream.WithMsgID("dead:"+d.id())); err != nil {
+		d.settle(d.raw.NakWithDelay(d.c.backoff(int(d.meta.NumDelivered))), &d.c.stats.retried)
+		return
+	}
+	d.settle(d.raw.TermWithReason(cause.Error()), &d.c.stats.dead)
+}
+
+// run tracks the messages one Source has emitted and not yet settled.
+type run struct {
+	mu   sync.Mutex
+	live map[*delivery]struct{}
+}
+
+func (r *run) track(d *delivery) {
+	r.mu.Lock()
+	r.live[d] = struct{}{}
+	r.mu.Unlock()
+}
+
+func (r *run) forget(d *delivery) {
+	r.mu.Lock()
+	delete(r.live, d)
+	r.mu.Unlock()
+}
+
+// releaseLeftovers Naks every message still unsettled and returns how many.
+func (r *run) releaseLeftovers() int {
+	r.mu.Lock()
+	left := make([]*delivery, 0, len(r.live))
+	for d := range r.live {
+		left = append(left, d)
+	}
+	r.mu.Unlock()
+	for _, d := range left {
+		d.release()
+	}
+	return len(left)
+}
+
+// runs finds the Sources of a pipeline from its sinks: each Source registers
+// its run under its pipeline, and the entry goes when the pipeline's context
+// ends (a sink takes its snapshot when it is built, before that).
+var runs sync.Map // *pipeline.Pipeline → *runList
+
+type runList struct {
+	mu   sync.Mutex
+	runs []*run
+}
+
+func register(p *pipeline.Pipeline, r *run) {
+	v, loaded := runs.LoadOrStore(p, &runList{})
+	l := v.(*runList)
+	if !loaded {
+		context.AfterFunc(p.Context(), func() { runs.Delete(p) })
+	}
+	l.mu.Lock()
+	l.runs = append(l.runs, r)
+	l.mu.Unlock()
+}
+
+func runsOf(p *pipeline.Pipeline) []*run {
+	v, ok := runs.Load(p)
+	if !ok {
+		return nil
+	}
+	l := v.(*runList)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]*run(nil), l.runs...)
+}
+
+// finish is the end of every natsjs sink: after a clean end, a message that
+// is still unsettled was lost by a stage; it is released and reported.
+func finish(err error, rs []*run) error {
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, r := range rs {
+		n += r.releaseLeftovers()
+	}
+	if n > 0 {
+		return fmt.Errorf("%w: %d message(s) Nak'ed for redelivery; a stage dropped their items without settling them", ErrUnsettled, n)
+	}
+	return nil
+}
