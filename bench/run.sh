@@ -43,7 +43,7 @@ go build -o "$bin/ratios" ./cmd/ratios
 
 {
   echo "date:   $(date -u +%Y-%m-%dT%H:%MZ)"
-  echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- .. 2>/dev/null || echo ' (with uncommitted changes)')"
+  echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- ':/*.go' ':/*go.mod' || echo ' (with uncommitted changes to Go files)')"
   echo "go:     $(go version)"
   echo "cpu:    $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores"
   echo "rounds: $rounds"

@@ -163,7 +163,8 @@ func (res *results) vsHand(prefix string) []float64 {
 func (res *results) w4Impls() []string {
 	var impls []string
 	for name := range res.bench {
-		if impl, ok := strings.CutPrefix(name, "W4/workers=1/impl="); ok && impl != "floor" {
+		rest, ok := strings.CutPrefix(name, "W4/impl=")
+		if impl, ok2 := strings.CutSuffix(rest, "/workers=1"); ok && ok2 && impl != "floor" {
 			impls = append(impls, impl)
 		}
 	}
@@ -172,8 +173,8 @@ func (res *results) w4Impls() []string {
 }
 
 func (res *results) speedup(impl string) []float64 {
-	return pairwise(res.values("W4/workers=1/impl="+impl, "ns/item"),
-		res.values("W4/workers=2/impl="+impl, "ns/item"), ratio)
+	return pairwise(res.values("W4/impl="+impl+"/workers=1", "ns/item"),
+		res.values("W4/impl="+impl+"/workers=2", "ns/item"), ratio)
 }
 
 func (res *results) rows() []row {

@@ -21,10 +21,10 @@ BenchmarkW1/impl=handctx-2   	 2	 700000000 ns/op	 21.09 B/item	 0.0001 allocs/i
 BenchmarkW1/impl=pipeline-2  	 6	 200000000 ns/op	 21.09 B/item	 0.0002 allocs/item	 200.0 ns/item
 BenchmarkW3/impl=pipeline-2  	 45	 25000000 ns/op	 0.80 efficiency	 12500 ns/item
 BenchmarkW3/impl=floor-2     	 50	 23000000 ns/op	 0.85 efficiency	 11500 ns/item
-BenchmarkW4/workers=1/impl=conc-2     	 1	 1 ns/op	 80000 ns/item
-BenchmarkW4/workers=1/impl=pipeline-2 	 1	 1 ns/op	 80000 ns/item
-BenchmarkW4/workers=2/impl=conc-2     	 1	 1 ns/op	 40000 ns/item
-BenchmarkW4/workers=2/impl=pipeline-2 	 1	 1 ns/op	 50000 ns/item
+BenchmarkW4/impl=conc/workers=1-2     	 1	 1 ns/op	 80000 ns/item
+BenchmarkW4/impl=conc/workers=2-2     	 1	 1 ns/op	 40000 ns/item
+BenchmarkW4/impl=pipeline/workers=1-2 	 1	 1 ns/op	 80000 ns/item
+BenchmarkW4/impl=pipeline/workers=2-2 	 1	 1 ns/op	 50000 ns/item
 PASS
 BenchmarkW1/impl=handctx-2   	 2	 600000000 ns/op	 21.09 B/item	 0.0001 allocs/item	 600.0 ns/item
 BenchmarkW1/impl=pipeline-2  	 6	 300000000 ns/op	 21.09 B/item	 0.0002 allocs/item	 300.0 ns/item
