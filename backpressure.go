@@ -95,7 +95,7 @@ func forward[T any](p *Pipeline, kind string, in <-chan T, n int, opts []StageOp
 // forwardChecked is forward with a custom argument check (empty: fine).
 func forwardChecked[T any](p *Pipeline, kind string, in <-chan T, opts []StageOption, check func() string, handle func(out chan T, ctr *counters, v T) bool) <-chan T {
 	bad := check()
-	s, _, out, in, ok := transform[T, T](p, kind, in, 1, false, optsBasic, opts)
+	s, _, out, in, ok := transform[T, T](p, kind, in, 1, "", optsBasic, opts)
 	if ok && bad != "" {
 		p.invalid(s, "%s", bad)
 		close(out)

@@ -11,7 +11,7 @@ import "time"
 // items, not batches, in In and Out. On cancel the partial batch is
 // discarded. size < 1 or a nil in is an invalid argument.
 func Batch[T any](p *Pipeline, in <-chan T, size int, maxWait time.Duration, opts ...StageOption) <-chan []T {
-	s, _, out, in, ok := transform[T, []T](p, "batch", in, 1, false, optsBasic, opts)
+	s, _, out, in, ok := transform[T, []T](p, "batch", in, 1, "", optsBasic, opts)
 	if ok && size < 1 {
 		p.invalid(s, "size = %d, must be >= 1", size)
 		close(out)
@@ -175,7 +175,7 @@ func (b *batcher[T]) byTime(in <-chan T, maxWait time.Duration) {
 // [Batch]. [StageStats] counts items in In and Out. Cancel and Stop behave as
 // in [Buffer]. A nil in is an invalid argument.
 func Unbatch[T any](p *Pipeline, in <-chan []T, opts ...StageOption) <-chan T {
-	s, _, out, in, ok := transform[[]T, T](p, "unbatch", in, 1, false, optsBasic, opts)
+	s, _, out, in, ok := transform[[]T, T](p, "unbatch", in, 1, "", optsBasic, opts)
 	if !ok {
 		return out
 	}

@@ -13,7 +13,7 @@ import "context"
 // the output is closed; on [Pipeline.Stop] they finish every item still coming.
 // workers < 1, a nil fn or a nil in is an invalid argument.
 func FanOut[T, R any](p *Pipeline, in <-chan T, workers int, fn func(context.Context, T) (R, error), opts ...StageOption) <-chan R {
-	s, cfg, out, in, ok := transform[T, R](p, "fanout", in, workers, fn == nil, optsCall, opts)
+	s, cfg, out, in, ok := transform[T, R](p, "fanout", in, workers, nilName(fn == nil, "fn"), optsCall, opts)
 	if !ok {
 		return out
 	}
@@ -28,7 +28,7 @@ func FanOut[T, R any](p *Pipeline, in <-chan T, workers int, fn func(context.Con
 // grow with the input. Items skipped through [OnError] leave no gap. Errors,
 // cancel and Stop behave as in FanOut.
 func FanOutOrdered[T, R any](p *Pipeline, in <-chan T, workers int, fn func(context.Context, T) (R, error), opts ...StageOption) <-chan R {
-	s, cfg, out, in, ok := transform[T, R](p, "fanoutordered", in, workers, fn == nil, optsCall, opts)
+	s, cfg, out, in, ok := transform[T, R](p, "fanoutordered", in, workers, nilName(fn == nil, "fn"), optsCall, opts)
 	if !ok {
 		return out
 	}
@@ -47,7 +47,7 @@ func FanOutOrdered[T, R any](p *Pipeline, in <-chan T, workers int, fn func(cont
 // emitted results, so In and Out need not match. workers < 1, a nil fn or a
 // nil in is an invalid argument.
 func FlatMap[T, R any](p *Pipeline, in <-chan T, workers int, fn func(ctx context.Context, item T, emit func(R) error) error, opts ...StageOption) <-chan R {
-	s, cfg, out, in, ok := transform[T, R](p, "flatmap", in, workers, fn == nil, optsCall, opts)
+	s, cfg, out, in, ok := transform[T, R](p, "flatmap", in, workers, nilName(fn == nil, "fn"), optsCall, opts)
 	if !ok {
 		return out
 	}
@@ -81,7 +81,7 @@ func FlatMap[T, R any](p *Pipeline, in <-chan T, workers int, fn func(ctx contex
 // all outputs. n < 1 or a nil in is an invalid argument: n closed outputs
 // are returned (none if n < 1).
 func Tee[T any](p *Pipeline, in <-chan T, n int) []<-chan T {
-	outs, s, in, ok := split[T](p, "tee", in, n, false)
+	outs, s, in, ok := split[T](p, "tee", in, n, "")
 	if !ok {
 		return readOnly(outs)
 	}
@@ -111,7 +111,7 @@ func Tee[T any](p *Pipeline, in <-chan T, n int) []<-chan T {
 // the pipeline cancelled). A panic in route fails the pipeline with a
 // [*PanicError]. n < 1, a nil route or a nil in is an invalid argument.
 func Partition[T any](p *Pipeline, in <-chan T, n int, route func(T) int) []<-chan T {
-	outs, s, in, ok := split[T](p, "partition", in, n, route == nil)
+	outs, s, in, ok := split[T](p, "partition", in, n, nilName(route == nil, "route"))
 	if !ok {
 		return readOnly(outs)
 	}
@@ -139,10 +139,18 @@ func Partition[T any](p *Pipeline, in <-chan T, n int, route func(T) int) []<-ch
 	return readOnly(outs)
 }
 
+// nilName is name if isNil, else "": the nil function argument to report.
+func nilName(isNil bool, name string) string {
+	if isNil {
+		return name
+	}
+	return ""
+}
+
 // transform registers a one-input, one-output stage and checks its common
-// arguments. If ok is false the output is already closed and the pipeline
+// arguments (nilFn names a nil function argument, if any). If ok is false the output is already closed and the pipeline
 // failed with the reason.
-func transform[T, R any](p *Pipeline, kind string, in <-chan T, workers int, nilFn bool, allowed optBit, opts []StageOption) (s *stage, cfg *stageConfig, out chan R, adopted <-chan T, ok bool) {
+func transform[T, R any](p *Pipeline, kind string, in <-chan T, workers int, nilFn string, allowed optBit, opts []StageOption) (s *stage, cfg *stageConfig, out chan R, adopted <-chan T, ok bool) {
 	if p == nil {
 		out = make(chan R)
 		close(out)
@@ -155,8 +163,8 @@ func transform[T, R any](p *Pipeline, kind string, in <-chan T, workers int, nil
 	case err != nil:
 	case workers < 1:
 		err = p.invalid(s, "workers = %d, must be >= 1", workers)
-	case nilFn:
-		err = p.invalid(s, "fn must not be nil")
+	case nilFn != "":
+		err = p.invalid(s, "%s must not be nil", nilFn)
 	default:
 		if adopted, ok = input(p, s, in); !ok {
 			err = p.invalid(s, "input channel must not be nil")
@@ -170,7 +178,7 @@ func transform[T, R any](p *Pipeline, kind string, in <-chan T, workers int, nil
 }
 
 // split registers a one-input, n-output stage.
-func split[T any](p *Pipeline, kind string, in <-chan T, n int, nilFn bool) ([]chan T, *stage, <-chan T, bool) {
+func split[T any](p *Pipeline, kind string, in <-chan T, n int, nilFn string) ([]chan T, *stage, <-chan T, bool) {
 	outs := make([]chan T, max(n, 0))
 	if p == nil {
 		for i := range outs {
@@ -189,8 +197,8 @@ func split[T any](p *Pipeline, kind string, in <-chan T, n int, nilFn bool) ([]c
 	case err != nil:
 	case n < 1:
 		err = p.invalid(s, "n = %d, must be >= 1", n)
-	case nilFn:
-		err = p.invalid(s, "route must not be nil")
+	case nilFn != "":
+		err = p.invalid(s, "%s must not be nil", nilFn)
 	default:
 		var ok bool
 		if adopted, ok = input(p, s, in); !ok {

@@ -8,7 +8,7 @@ package pipeline
 // [Pipeline.Stop] it goes on until its input closes. A nil keep or a nil in is
 // an invalid argument.
 func Filter[T any](p *Pipeline, in <-chan T, keep func(T) bool, opts ...StageOption) <-chan T {
-	s, _, out, in, ok := transform[T, T](p, "filter", in, 1, keep == nil, optsBasic, opts)
+	s, _, out, in, ok := transform[T, T](p, "filter", in, 1, nilName(keep == nil, "keep"), optsBasic, opts)
 	if !ok {
 		return out
 	}

@@ -247,17 +247,35 @@ func (p *Pipeline) Shutdown(ctx context.Context) error {
 	case err := <-waited:
 		return err
 	case <-ctx.Done():
-		p.fail(context.Cause(ctx))
+		if !p.abort(context.Cause(ctx)) {
+			return <-waited // every stage had already finished: nothing was cut short
+		}
 		<-waited
 		return ctx.Err()
 	}
 }
 
-// fail records err as the pipeline's failure if it is the first one, and
-// cancels the pipeline's context with it.
+// abort cancels the pipeline from outside with cause, and records the cause
+// as the failure only if some stage is still running (otherwise nothing can
+// be lost). It reports whether a stage was running.
+func (p *Pipeline) abort(cause error) bool {
+	p.mu.Lock()
+	running := p.running > 0 && !p.finished
+	if running && p.err == nil {
+		p.err = cause
+	}
+	p.mu.Unlock()
+	if running {
+		p.cancel(cause)
+	}
+	return running
+}
+
+// fail records err as the pipeline's failure if it is the first one (and
+// Wait has not returned yet), and cancels the pipeline's context with it.
 func (p *Pipeline) fail(err error) {
 	p.mu.Lock()
-	if p.err == nil {
+	if p.err == nil && !p.finished {
 		p.err = err
 	}
 	first := p.err
@@ -577,7 +595,16 @@ func (p *Pipeline) newStage(kind string, workers int, allowed optBit, opts []Sta
 
 	switch {
 	case finished:
-		return s, cfg, p.invalid(s, "pipeline used after Wait returned")
+		// Recorded even though Wait has returned: the next Wait (or the
+		// sink that follows) must not report success for a stage that ran
+		// nothing.
+		err := errArg(s.name, "pipeline used after Wait returned")
+		p.mu.Lock()
+		if p.err == nil {
+			p.err = err
+		}
+		p.mu.Unlock()
+		return s, cfg, err
 	case cfg.used&^allowed != 0:
 		extra := cfg.used &^ allowed
 		for b := optBit(1); b <= optLimit; b <<= 1 {

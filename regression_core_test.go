@@ -1,0 +1,63 @@
+package pipeline_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ec0f1147/pipeline"
+)
+
+// Shutdown with a context that is already done, on a pipeline that has
+// already finished: nothing was lost, so Shutdown returns nil and Wait stays
+// nil ("each call returns the same result").
+func TestShutdown_AfterFinishKeepsWaitResult(t *testing.T) {
+	p := pipeline.New(context.Background())
+	require.NoError(t, pipeline.Drain(p, pipeline.Generate(p, 1, 2, 3)))
+	require.NoError(t, p.Wait())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	assert.NoError(t, p.Shutdown(ctx), "the pipeline had already finished")
+	assert.NoError(t, p.Wait(), "Wait returned nil before; it must keep returning it")
+}
+
+// Filter's invalid-argument error for a nil predicate names its argument, keep.
+func TestFilter_NilKeepMessageNamesKeep(t *testing.T) {
+	p := pipeline.New(context.Background())
+	pipeline.Filter(p, pipeline.Generate(p, 1), nil)
+	err := p.Wait()
+	require.ErrorIs(t, err, pipeline.ErrInvalidArgument)
+	assert.Contains(t, err.Error(), "keep")
+}
+
+// Bug: FromChan promises that on Stop "values still in ch are then left
+// there, not lost", but it takes one more value out of ch and drops it: its
+// loop receives a value and only then learns from emit that the pipeline is
+// stopped, and returns without sending it anywhere. Here the output is
+// unbuffered, three values are read, Stop is called: value 3 is neither
+// delivered nor left in ch.
+func TestBugCore_FromChanStopDropsAValueTakenFromTheChannel(t *testing.T) {
+	ch := make(chan int, 10)
+	for i := range 10 {
+		ch <- i
+	}
+	p := pipeline.New(context.Background(), pipeline.DefaultBuffer(0))
+	out := pipeline.FromChan(p, ch)
+	for want := range 3 {
+		require.Equal(t, want, <-out)
+	}
+	p.Stop()
+	rest, err := pipeline.Collect(p, out)
+	require.NoError(t, err)
+
+	var left []int
+	for len(ch) > 0 {
+		left = append(left, <-ch)
+	}
+	delivered := 3 + len(rest)
+	assert.Equal(t, 10, delivered+len(left),
+		"every value is either delivered or still in ch (delivered %d, rest %v, left in ch %v)", delivered, rest, left)
+}
