@@ -503,6 +503,30 @@ func TestParentCancel_WaitReturnsParentCause(t *testing.T) {
 	}
 }
 
+func TestParentCancel_ErrorsItCausesAreNotReported(t *testing.T) {
+	cause := errors.New("core: operator abort")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	p := pipeline.New(ctx)
+	started := make(chan struct{}, 4)
+	// Every call blocks until the pipeline is cancelled, then fails because
+	// of it: a consequence, not a new failure.
+	out := pipeline.FanOut(p, pipeline.Generate(p, coreInts(4)...), 4, func(ctx context.Context, v int) (int, error) {
+		started <- struct{}{}
+		<-ctx.Done()
+		return 0, fmt.Errorf("item %d interrupted: %w", v, ctx.Err())
+	})
+	for range 4 {
+		coreAwait(t, started, "a blocked call")
+	}
+	cancel(cause)
+	var err error
+	coreWithin(t, "Drain", func() { err = pipeline.Drain(p, out) })
+	assert.Equal(t, cause, err)
+	var se *pipeline.StageError
+	assert.False(t, errors.As(err, &se), "an error caused by the cancel was reported: %v", err)
+}
+
 func TestCancel_FinishesPromptlyWhenNobodyReadsTheOutput(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	cause := errors.New("core: give up")
@@ -980,6 +1004,27 @@ func TestFirst_ExitsEarlyWithoutErrorOrLeak(t *testing.T) {
 	assert.Zero(t, v%10, "the item went through the FanOut")
 	assert.NoError(t, p.Wait())
 	coreRequireDone(t, p)
+}
+
+func TestFirst_ErrorsItCausesUpstreamAreNotFailures(t *testing.T) {
+	p := pipeline.New(context.Background())
+	// Item 0 goes through; every later call waits for the early exit and
+	// then fails because of it.
+	out := pipeline.FanOutOrdered(p, coreCounter(p, nil), 4, func(ctx context.Context, v int) (int, error) {
+		if v == 0 {
+			return v, nil
+		}
+		<-ctx.Done()
+		return 0, fmt.Errorf("item %d interrupted: %w", v, ctx.Err())
+	})
+	var v int
+	var ok bool
+	var err error
+	coreWithin(t, "First", func() { v, ok, err = pipeline.First(p, out) })
+	require.NoError(t, err)
+	assert.True(t, ok)
+	assert.Equal(t, 0, v)
+	assert.NoError(t, p.Wait())
 }
 
 func TestFirst_OnEmptyInputReportsNoItem(t *testing.T) {
