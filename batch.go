@@ -43,7 +43,9 @@ type batcher[T any] struct {
 // add appends v and sends the batch if it is full; false means stop.
 func (b *batcher[T]) add(v T) bool {
 	if b.cur == nil {
-		b.cur = make([]T, 0, b.size)
+		// A batch costs what it holds: a huge size with a maxWait must not
+		// reserve size items up front.
+		b.cur = make([]T, 0, min(b.size, 4096))
 	}
 	b.ctr.in.Add(1)
 	b.cur = append(b.cur, v)

@@ -19,7 +19,9 @@ import (
 // *StageError holding a *PanicError and the item returned by item (which may
 // be nil). exit always runs last, with clean = true if body returned normally.
 func goWorker(p *Pipeline, s *stage, item func() any, body func(), exit func(clean bool)) {
+	s.live.Add(1)
 	started := p.spawn(func() {
+		defer s.live.Add(-1)
 		clean := false
 		defer func() {
 			if x := recover(); x != nil {
@@ -35,6 +37,7 @@ func goWorker(p *Pipeline, s *stage, item func() any, body func(), exit func(cle
 		clean = true
 	})
 	if !started {
+		s.live.Add(-1)
 		exit(false)
 	}
 }
@@ -89,15 +92,18 @@ func (c *caller[T, R]) call(ctr *counters, v T) (R, error) {
 // attempt is one call under the stage's Timeout and Limiter; both are
 // released even if the function panics.
 func (c *caller[T, R]) attempt(v T) (r R, err error) {
+	ctx := c.p.ctx
 	if l := c.cfg.limiter; l != nil {
-		if err := l.acquire(c.p.ctx, 1); err != nil {
+		if err := l.acquire(ctx, 1); err != nil {
 			return r, err
 		}
-		defer l.release(1)
-	}
-	ctx := c.p.ctx
-	if c.cfg.limiter != nil {
-		ctx = context.WithValue(ctx, heldKey{}, c.cfg.limiter)
+		h := &heldSlot{l: l, held: true}
+		defer func() {
+			if h.held {
+				l.release(1)
+			}
+		}()
+		ctx = context.WithValue(ctx, heldKey{}, h)
 	}
 	if c.cfg.timeout > 0 {
 		var cancel context.CancelFunc

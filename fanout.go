@@ -43,25 +43,40 @@ func FanOutOrdered[T, R any](p *Pipeline, in <-chan T, workers int, fn func(cont
 // cancelled; fn must then return.
 //
 // Errors, panics, cancel and Stop behave as in [FanOut]. Under [Retry], what a
-// failed attempt already emitted stays emitted. [StageStats].Out counts
-// emitted results, so In and Out need not match. workers < 1, a nil fn or a
+// failed attempt already emitted stays emitted. Under [Limit], a call gives
+// its slot back while emit waits for room downstream (so that a stage
+// downstream sharing the limiter can always make progress) and takes it again
+// before emit returns. [StageStats].Out counts emitted results, so In and Out
+// need not match. workers < 1, a nil fn or a
 // nil in is an invalid argument.
 func FlatMap[T, R any](p *Pipeline, in <-chan T, workers int, fn func(ctx context.Context, item T, emit func(R) error) error, opts ...StageOption) <-chan R {
 	s, cfg, out, in, ok := transform[T, R](p, "flatmap", in, workers, nilName(fn == nil, "fn"), optsCall, opts)
 	if !ok {
 		return out
 	}
-	// Each worker has its own emit, bound to its own counters.
+	// Each worker has its own emit, bound to its own counters. While a
+	// call's emit waits for room downstream, the call gives back its Limit
+	// slot (if any): a downstream stage sharing the limiter may need it.
 	runWorkers(p, s, in, out, workers, func(ctr *counters) step[T, R] {
+		var slot *heldSlot // the current call's Limit slot
 		emit := func(r R) error {
-			if p.halted() || !send(p, out, r) {
+			if p.halted() {
 				p.noteCancel()
 				return context.Cause(p.ctx)
+			}
+			select {
+			case out <- r:
+			default:
+				if err := slot.yield(p.ctx, func() bool { return send(p, out, r) }); err != nil {
+					p.noteCancel()
+					return err
+				}
 			}
 			ctr.out.Add(1)
 			return nil
 		}
 		c := newCaller(p, s, cfg, func(ctx context.Context, v T) (struct{}, error) {
+			slot, _ = ctx.Value(heldKey{}).(*heldSlot)
 			return struct{}{}, fn(ctx, v, emit)
 		})
 		return func(v T) (r R, _ bool, ok bool) {
@@ -78,8 +93,8 @@ func FlatMap[T, R any](p *Pipeline, in <-chan T, workers int, fn func(ctx contex
 // goes to all outputs before the next is taken, so the slowest reader sets the
 // pace; each output has its own buffer ([BufferSize]). Every output must be
 // read (or the pipeline cancelled). [StageStats].Out counts items delivered to
-// all outputs. n < 1 or a nil in is an invalid argument: n closed outputs
-// are returned (none if n < 1).
+// all outputs. n < 1, n > 1<<20 or a nil in is an invalid argument: n
+// closed outputs are returned (none if n is out of range).
 func Tee[T any](p *Pipeline, in <-chan T, n int) []<-chan T {
 	outs, s, in, ok := split[T](p, "tee", in, n, "")
 	if !ok {
@@ -109,7 +124,8 @@ func Tee[T any](p *Pipeline, in <-chan T, n int) []<-chan T {
 // route(item) mod n (negative values wrap around, so any int is a valid
 // route). Items on one output keep input order. Every output must be read (or
 // the pipeline cancelled). A panic in route fails the pipeline with a
-// [*PanicError]. n < 1, a nil route or a nil in is an invalid argument.
+// [*PanicError]. n < 1, n > 1<<20, a nil route or a nil in is an invalid
+// argument.
 func Partition[T any](p *Pipeline, in <-chan T, n int, route func(T) int) []<-chan T {
 	outs, s, in, ok := split[T](p, "partition", in, n, nilName(route == nil, "route"))
 	if !ok {
@@ -157,12 +173,12 @@ func transform[T, R any](p *Pipeline, kind string, in <-chan T, workers int, nil
 		return nil, nil, out, nil, false
 	}
 	s, cfg, err := p.newStage(kind, workers, allowed, opts)
-	out = output[R](p, s, cfg.buf)
+	out = output[R](p, s, cfg.buf, &err)
 	p.describe(s, func(s *stage) { s.queue = queueOf(out) })
 	switch {
 	case err != nil:
-	case workers < 1:
-		err = p.invalid(s, "workers = %d, must be >= 1", workers)
+	case workers < 1 || workers > maxWorkers:
+		err = p.invalid(s, "workers = %d, must be in [1, %d]", workers, maxWorkers)
 	case nilFn != "":
 		err = p.invalid(s, "%s must not be nil", nilFn)
 	default:
@@ -179,7 +195,7 @@ func transform[T, R any](p *Pipeline, kind string, in <-chan T, workers int, nil
 
 // split registers a one-input, n-output stage.
 func split[T any](p *Pipeline, kind string, in <-chan T, n int, nilFn string) ([]chan T, *stage, <-chan T, bool) {
-	outs := make([]chan T, max(n, 0))
+	outs := make([]chan T, min(max(n, 0), maxWorkers))
 	if p == nil {
 		for i := range outs {
 			outs[i] = make(chan T)
@@ -188,8 +204,12 @@ func split[T any](p *Pipeline, kind string, in <-chan T, n int, nilFn string) ([
 		return outs, nil, nil, false
 	}
 	s, cfg, err := p.newStage(kind, 1, optsBasic, nil)
+	if err == nil && n > maxWorkers {
+		err = p.invalid(s, "n = %d, must be in [1, %d]", n, maxWorkers)
+		outs = nil
+	}
 	for i := range outs {
-		outs[i] = output[T](p, s, cfg.buf)
+		outs[i] = output[T](p, s, cfg.buf, &err)
 	}
 	p.describe(s, func(s *stage) { s.queue = queueOf(outs...) })
 	var adopted <-chan T

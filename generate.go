@@ -12,6 +12,9 @@ import (
 func Generate[T any](p *Pipeline, items ...T) <-chan T {
 	return source(p, "generate", nil, nil, func(_ context.Context, emit func(T) error) error {
 		for _, v := range items {
+			if p.stopped.Load() {
+				return ErrStopped
+			}
 			if err := emit(v); err != nil {
 				return err
 			}
@@ -29,9 +32,14 @@ func FromSeq[T any](p *Pipeline, seq iter.Seq[T], opts ...StageOption) <-chan T 
 		return source[T](p, "fromseq", opts, errNil("seq"), nil)
 	}
 	return source(p, "fromseq", opts, nil, func(_ context.Context, emit func(T) error) error {
+		if p.stopped.Load() {
+			return ErrStopped
+		}
 		var err error
 		seq(func(v T) bool {
-			err = emit(v)
+			if err = emit(v); err == nil && p.stopped.Load() {
+				err = ErrStopped
+			}
 			return err == nil
 		})
 		return err
@@ -51,6 +59,9 @@ func FromChan[T any](p *Pipeline, ch <-chan T, opts ...StageOption) <-chan T {
 	}
 	return source(p, "fromchan", opts, nil, func(_ context.Context, emit func(T) error) error {
 		for {
+			if p.stopped.Load() {
+				return ErrStopped
+			}
 			var v T
 			var ok bool
 			select {
@@ -91,6 +102,11 @@ func Produce[T any](p *Pipeline, fn func(ctx context.Context, emit func(T) error
 	return source(p, "produce", opts, nil, fn)
 }
 
+// The built-in sources (Generate, FromSeq, FromChan) look at Stop before
+// taking their next item, and deliver an item once taken: their emit gives
+// up only on cancellation. Produce's emit also refuses items after Stop, and
+// returns ErrStopped so fn knows the item was not emitted.
+
 // source is the one engine behind every source stage: it runs fn on its own
 // goroutine with an emit that counts, obeys Stop and cancellation, and sends
 // with the non-blocking fast path first.
@@ -99,7 +115,7 @@ func source[T any](p *Pipeline, kind string, opts []StageOption, bad error, fn f
 		return closedChan[T]()
 	}
 	s, cfg, err := p.newStage(kind, 1, optsSource, opts)
-	out := output[T](p, s, cfg.buf)
+	out := output[T](p, s, cfg.buf, &err)
 	p.describe(s, func(s *stage) {
 		s.source = true
 		s.queue = queueOf(out)
@@ -112,8 +128,13 @@ func source[T any](p *Pipeline, kind string, opts []StageOption, bad error, fn f
 		return out
 	}
 	ctr := &s.ctr[0]
+	produce := kind == "produce"
+	var stop <-chan struct{} // nil: a taken item is delivered despite Stop
+	if produce {
+		stop = p.stopCh
+	}
 	emit := func(v T) error {
-		if p.stopped.Load() {
+		if produce && p.stopped.Load() {
 			return ErrStopped
 		}
 		if p.halted() {
@@ -128,7 +149,7 @@ func source[T any](p *Pipeline, kind string, opts []StageOption, bad error, fn f
 			case <-p.done:
 				p.noteCancel()
 				return context.Cause(p.ctx)
-			case <-p.stopCh:
+			case <-stop:
 				return ErrStopped
 			}
 		}
@@ -136,7 +157,7 @@ func source[T any](p *Pipeline, kind string, opts []StageOption, bad error, fn f
 		return nil
 	}
 	ctx, cancel := p.ctx, context.CancelFunc(func() {})
-	if kind == "produce" {
+	if produce {
 		ctx, cancel = p.stopContext()
 	}
 	goWorker(p, s, nil, func() {

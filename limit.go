@@ -71,9 +71,40 @@ func (l *Limiter) InUse() int {
 	return l.used
 }
 
-// heldKey marks, in a call's context, the limiter whose slot the call holds
-// through the Limit option.
+// heldKey marks, in a call's context, the *heldSlot of the limiter whose slot
+// the call holds through the Limit option.
 type heldKey struct{}
+
+// heldSlot is the one Limit slot a call holds. A FlatMap call gives it back
+// while emit waits for room downstream (see yield) and takes it again after.
+type heldSlot struct {
+	l    *Limiter
+	held bool
+}
+
+// yield gives the slot back while wait runs (a call blocked on its output is
+// not using the resource the limiter guards, and a stage downstream that
+// shares the limiter may need the slot to make room), then takes it again.
+// It returns wait's result, or the context's cause if the slot cannot be had
+// again.
+func (h *heldSlot) yield(ctx context.Context, wait func() bool) error {
+	if h == nil || !h.held {
+		if !wait() {
+			return context.Cause(ctx)
+		}
+		return nil
+	}
+	h.l.release(1)
+	h.held = false
+	if !wait() {
+		return context.Cause(ctx)
+	}
+	if err := h.l.acquire(ctx, 1); err != nil {
+		return err
+	}
+	h.held = true
+	return nil
+}
 
 // acquire takes n slots, waiting while they are not free. It returns ctx's
 // cause if ctx ends first, and an error if n can never fit.
@@ -166,7 +197,7 @@ func Weighted[T, R any](l *Limiter, weight func(T) int, fn func(context.Context,
 		if l == nil || weight == nil || fn == nil {
 			return zero, fmt.Errorf("%w: Weighted: limiter, weight and fn must be non-nil and the limiter's size >= 1", ErrInvalidArgument)
 		}
-		if held, _ := ctx.Value(heldKey{}).(*Limiter); held == l {
+		if held, _ := ctx.Value(heldKey{}).(*heldSlot); held != nil && held.l == l {
 			return zero, fmt.Errorf("%w: Weighted: the stage also has Limit on the same limiter; a call holding its Limit slot while waiting for its weight could deadlock: use one or the other", ErrInvalidArgument)
 		}
 		n := max(weight(v), 1)

@@ -8,11 +8,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // ErrInvalidArgument is wrapped by every error that reports a bad argument to
 // a stage or to [New]: a worker count below one, a nil function, a nil channel,
-// a size below one, a non-positive interval. The message names the stage and
+// a size below one, a non-positive interval, and sizes too large to allocate
+// (more than 1<<20 workers or outputs, a channel buffer over 1 GiB). The message names the stage and
 // the argument. A stage given a bad argument starts no goroutine, closes its
 // output at once and fails the pipeline with that error; it never panics.
 var ErrInvalidArgument = errors.New("pipeline: invalid argument")
@@ -54,6 +56,15 @@ func discard(v any, reason error) {
 		d.Discard(reason)
 	}
 }
+
+// Limits on sizes, so that an absurd argument is an error rather than a
+// crash of the whole process (an allocation that large cannot be recovered).
+const (
+	// maxWorkers bounds a stage's workers and the outputs of Tee and Partition.
+	maxWorkers = 1 << 20
+	// maxBufferBytes bounds a channel buffer: capacity × size of an item.
+	maxBufferBytes = 1 << 30
+)
 
 // errEarlyExit is the cancellation cause used when a sink ends early on purpose
 // ([First], breaking out of a range over [All]). It is never returned by Wait.
@@ -271,11 +282,13 @@ func (p *Pipeline) abort(cause error) bool {
 	return running
 }
 
-// fail records err as the pipeline's failure if it is the first one (and
-// Wait has not returned yet), and cancels the pipeline's context with it.
+// fail records err as the pipeline's failure if it is the first one, and
+// cancels the pipeline's context with it. It records err even after Wait has
+// returned (a sink failing on its own goroutine, a stage built too late):
+// such a failure must not be swallowed.
 func (p *Pipeline) fail(err error) {
 	p.mu.Lock()
-	if p.err == nil && !p.finished {
+	if p.err == nil {
 		p.err = err
 	}
 	first := p.err
@@ -516,7 +529,8 @@ type stage struct {
 	workers    int
 	ctr        []counters
 	queue      func() (n, c int)
-	inputs     []*stage // upstream stages, for Diagram
+	live       atomic.Int32 // goroutines of the stage still running
+	inputs     []*stage     // upstream stages, for Diagram
 	index      int
 	source     bool // In is Out: a source takes nothing in
 }
@@ -555,9 +569,11 @@ func (p *Pipeline) Stats() []StageStats {
 		if v.queue != nil {
 			st.QueueLen, st.QueueCap = v.queue()
 		}
+		// A call cut short by a panic is never counted as returned; with no
+		// goroutine of the stage left, nothing is running.
 		if v.source {
 			st.In = st.Out
-		} else if busy := int(st.In) - int(called); busy > 0 {
+		} else if busy := int(st.In) - int(called); busy > 0 && s.live.Load() > 0 {
 			st.Busy = busy
 		}
 		out[i] = st
@@ -584,27 +600,14 @@ func (p *Pipeline) newStage(kind string, workers int, allowed optBit, opts []Sta
 	if cfg.buf < 0 {
 		cfg.buf = p.buf
 	}
-	n := workers
-	if n < 1 {
-		n = 1
-	}
-	s.ctr = make([]counters, n)
+	s.ctr = make([]counters, min(max(workers, 1), maxWorkers))
 	p.stages = append(p.stages, s)
 	finished := p.finished
 	p.mu.Unlock()
 
 	switch {
 	case finished:
-		// Recorded even though Wait has returned: the next Wait (or the
-		// sink that follows) must not report success for a stage that ran
-		// nothing.
-		err := errArg(s.name, "pipeline used after Wait returned")
-		p.mu.Lock()
-		if p.err == nil {
-			p.err = err
-		}
-		p.mu.Unlock()
-		return s, cfg, err
+		return s, cfg, p.invalid(s, "pipeline used after Wait returned")
 	case cfg.used&^allowed != 0:
 		extra := cfg.used &^ allowed
 		for b := optBit(1); b <= optLimit; b <<= 1 {
@@ -652,7 +655,18 @@ func (p *Pipeline) invalid(s *stage, format string, args ...any) error {
 
 // output makes stage s's output channel and records it, so later stages
 // can recognise it as the pipeline's own.
-func output[T any](p *Pipeline, s *stage, buf int) chan T {
+//
+// A buffer whose items would take more than maxBufferBytes is refused: if
+// *err is nil it becomes the invalid-argument error, and the channel made is
+// unbuffered (the caller then closes it without starting the stage).
+func output[T any](p *Pipeline, s *stage, buf int, err *error) chan T {
+	var zero T
+	if size := uint64(unsafe.Sizeof(zero)); size > 0 && uint64(buf) > maxBufferBytes/size {
+		if *err == nil {
+			*err = p.invalid(s, "buffer of %d items would take more than %d MiB", buf, maxBufferBytes>>20)
+		}
+		buf = 0
+	}
 	ch := make(chan T, buf)
 	p.mu.Lock()
 	p.owners[(<-chan T)(ch)] = s
