@@ -35,7 +35,7 @@ func ForEach[T any](p *Pipeline, in <-chan T, workers int, fn func(context.Conte
 	if p == nil {
 		return errNilPipeline()
 	}
-	s, cfg, out, in, ok := transform[T, struct{}](p, "foreach", in, workers, nilName(fn == nil, "fn"), optsCall, opts)
+	s, cfg, out, in, ok := transform[T, struct{}](p, "foreach", in, workers, nilName(fn == nil, "fn"), optsCall&^optBuffer, opts)
 	if ok {
 		p.describe(s, func(s *stage) { s.queue = nil })
 		c := newCaller(p, s, cfg, func(ctx context.Context, v T) (struct{}, error) {

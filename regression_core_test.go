@@ -33,13 +33,11 @@ func TestFilter_NilKeepMessageNamesKeep(t *testing.T) {
 	assert.Contains(t, err.Error(), "keep")
 }
 
-// Bug: FromChan promises that on Stop "values still in ch are then left
-// there, not lost", but it takes one more value out of ch and drops it: its
-// loop receives a value and only then learns from emit that the pipeline is
-// stopped, and returns without sending it anywhere. Here the output is
-// unbuffered, three values are read, Stop is called: value 3 is neither
-// delivered nor left in ch.
-func TestBugCore_FromChanStopDropsAValueTakenFromTheChannel(t *testing.T) {
+// FromChan promises that on Stop "values still in ch are then left there, not
+// lost": a value it has taken from ch is delivered, not dropped. Here the
+// output is unbuffered, three values are read, Stop is called: every value is
+// delivered or still in ch.
+func TestFromChan_StopLeavesUntakenValuesAndDeliversTakenOnes(t *testing.T) {
 	ch := make(chan int, 10)
 	for i := range 10 {
 		ch <- i
