@@ -333,6 +333,27 @@ func TestProgressBars_DrawOneLinePerStage(t *testing.T) {
 	assert.Contains(t, out, "in 3 · out 3")
 }
 
+func TestPrintSummary_SaysHowTheRunEnded(t *testing.T) {
+	tests := []struct {
+		name string
+		sum  Summary
+		err  error
+		want string
+	}{
+		{"to the end", Summary{Files: 3}, nil, ""},
+		{"stopped", Summary{Files: 3, Stopped: true}, nil, "  stopped early: every file found before the stop was committed\n"},
+		{"cancelled", Summary{Files: 3, Declarations: 500, Stopped: true}, context.Canceled,
+			"  aborted (context canceled): the database holds the 500 rows committed before; rows in flight were discarded\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var w bytes.Buffer
+			printSummary(&w, Config{Src: "src", DB: "x.db"}, tt.sum, tt.err)
+			assert.True(t, strings.HasPrefix(w.String(), "indexed src into x.db\n"+tt.want+"  files         3\n"), w.String())
+		})
+	}
+}
+
 func TestSummary_RowsPerSecond(t *testing.T) {
 	assert.InDelta(t, 500.0, Summary{Declarations: 1000, Elapsed: 2 * time.Second}.RowsPerSecond(), 1e-9)
 	assert.Zero(t, Summary{Declarations: 1000}.RowsPerSecond())

@@ -96,7 +96,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, interrupt
 	sum, err := job.Wait()
 	stopProgress()
 
-	printSummary(stdout, o.Config, sum)
+	printSummary(stdout, o.Config, sum, err)
 	if o.diagram != "" {
 		if derr := writeDiagram(o.diagram, job.Pipeline().Diagram()); derr != nil && err == nil {
 			err = derr
@@ -154,9 +154,13 @@ func goroot() (string, error) {
 	return filepath.Join(strings.TrimSpace(string(out)), "src"), nil
 }
 
-func printSummary(w io.Writer, cfg Config, s Summary) {
+// printSummary reports a run; err is how it ended.
+func printSummary(w io.Writer, cfg Config, s Summary, err error) {
 	fmt.Fprintf(w, "indexed %s into %s\n", cfg.Src, cfg.DB)
-	if s.Stopped {
+	switch {
+	case err != nil:
+		fmt.Fprintf(w, "  aborted (%v): the database holds the %d rows committed before; rows in flight were discarded\n", err, s.Declarations)
+	case s.Stopped:
 		fmt.Fprintln(w, "  stopped early: every file found before the stop was committed")
 	}
 	fmt.Fprintf(w, "  files         %d\n", s.Files)
