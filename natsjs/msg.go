@@ -55,6 +55,12 @@ func (m *Msg[T]) Deliveries() int { return int(m.d.meta.NumDelivered) }
 // sends it downstream as the Nats-Msg-Id.
 func (m *Msg[T]) ID() string { return m.d.id() }
 
+// Ack settles the message as done: it is acked and counted in Stats.Acked.
+// The natsjs sinks call it for every item they finish; call it yourself only
+// where a Msg leaves the pipeline some other way, such as a range over
+// [pipeline.All] or [pipeline.First], once the item is fully handled.
+func (m *Msg[T]) Ack() { m.d.ack() }
+
 // Discard settles the message of an item that a stage set aside on purpose:
 // it is acked (the server will not deliver it again) and counted in
 // Stats.Discarded. The core stages call it ([pipeline.Discarder]); a stage of

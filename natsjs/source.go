@@ -46,7 +46,10 @@ func Source[T any](p *pipeline.Pipeline, c *Consumer, decode func(data []byte) (
 	register(p, r)
 	opts = append([]pipeline.StageOption{pipeline.Name("natsjs.source")}, opts...)
 	return pipeline.Produce(p, func(ctx context.Context, emit func(*Msg[T]) error) error {
-		it, err := c.cons.Messages(jetstream.PullMaxMessages(c.prefetch))
+		// A missed heartbeat (a pull request lost on the way, a server under
+		// load) is not an error: the iterator then asks for messages again.
+		it, err := c.cons.Messages(jetstream.PullMaxMessages(c.prefetch),
+			jetstream.WithMessagesErrOnMissingHeartbeat(false))
 		if err != nil {
 			return fmt.Errorf("natsjs: source %s: %w", c.name, err)
 		}

@@ -1,0 +1,129 @@
+package natsjs_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ec0f1147/pipeline"
+	"github.com/ec0f1147/pipeline/natsjs"
+)
+
+// benchMsgs is how many messages each run consumes and acks.
+const benchMsgs = 100_000
+
+// BenchmarkConsumeAndAck consumes and acks benchMsgs messages of a
+// file-backed stream on an embedded server in two ways, one after the other
+// in every iteration (in alternating order, so that a machine busy with
+// something else slows both alike):
+//
+//   - plain: a nats.go loop, Messages(), Next(), Ack(), on one goroutine;
+//   - pipeline: natsjs.Source → natsjs.Map with 4 workers → natsjs.Ack.
+//
+// Each run reads the whole stream through a new durable consumer. The
+// metrics are each way's messages per second over all iterations, and their
+// ratio pipeline/plain.
+func BenchmarkConsumeAndAck(b *testing.B) {
+	e := newEnv(b)
+	payload := []byte(`{"id":12345,"name":"a job of typical size for a work queue"}`)
+	for i := 0; i < benchMsgs; i++ {
+		if _, err := e.js.PublishAsync(jobsSubject, payload); err != nil {
+			b.Fatal(err)
+		}
+		if i%2_000 == 1_999 {
+			<-e.js.PublishAsyncComplete()
+		}
+	}
+	select {
+	case <-e.js.PublishAsyncComplete():
+	case <-time.After(time.Minute):
+		b.Fatal("stream not filled in a minute")
+	}
+	var seq int
+	fresh := func() string {
+		seq++
+		name := fmt.Sprintf("bench%d", seq)
+		e.durable(name, time.Minute)
+		return name
+	}
+	drop := func(name string) {
+		if err := e.js.DeleteConsumer(context.Background(), "JOBS", name); err != nil {
+			b.Fatal(err)
+		}
+	}
+	plain := func() time.Duration {
+		name := fresh()
+		defer drop(name)
+		cons, err := e.js.Consumer(context.Background(), "JOBS", name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		it, err := cons.Messages()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for n := 0; n < benchMsgs; n++ {
+			m, err := it.Next()
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = m.Data()
+			if err := m.Ack(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		it.Stop()
+		return time.Since(start)
+	}
+	raw := func(data []byte) ([]byte, error) { return data, nil }
+	piped := func() time.Duration {
+		name := fresh()
+		defer drop(name)
+		cons, err := e.js.Consumer(context.Background(), "JOBS", name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c, err := natsjs.NewConsumer(context.Background(), e.js, cons, deadSubject)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		var handled atomic.Int64
+		p := pipeline.New(context.Background())
+		out := natsjs.Map(p, natsjs.Source(p, c, raw), 4, func(_ context.Context, data []byte) ([]byte, error) {
+			if handled.Add(1) == benchMsgs {
+				p.Stop()
+			}
+			return data, nil
+		})
+		if err := natsjs.Ack(p, out); err != nil {
+			b.Fatal(err)
+		}
+		d := time.Since(start)
+		if st := c.Stats(); st.Acked != benchMsgs {
+			b.Fatalf("acked %d of %d: %v", st.Acked, benchMsgs, st)
+		}
+		return d
+	}
+
+	var tPlain, tPiped time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if i%2 == 0 {
+			tPlain += plain()
+			tPiped += piped()
+		} else {
+			tPiped += piped()
+			tPlain += plain()
+		}
+	}
+	b.StopTimer()
+	plainRate := float64(benchMsgs*b.N) / tPlain.Seconds()
+	pipedRate := float64(benchMsgs*b.N) / tPiped.Seconds()
+	b.ReportMetric(plainRate, "plain-msgs/s")
+	b.ReportMetric(pipedRate, "pipeline-msgs/s")
+	b.ReportMetric(pipedRate/plainRate, "ratio")
+}
