@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -255,6 +254,3 @@ func receiverName(e ast.Expr) string {
 		}
 	}
 }
-
-// errNoIndex is returned by a query on a database that was never built.
-var errNoIndex = errors.New("no index")

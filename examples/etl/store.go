@@ -75,6 +75,9 @@ func insertBatch(ctx context.Context, db *sql.DB, rows []Row) (err error) {
 	return tx.Commit()
 }
 
+// errNoIndex is returned by a query on a database that was never built.
+var errNoIndex = errors.New("no index")
+
 // Query returns the declarations named name, or methods named name on any
 // type (Recv.name), ordered by file and line.
 func Query(ctx context.Context, path, name string) ([]Row, error) {
