@@ -1,0 +1,185 @@
+//go:build bugrepro
+
+package pipeline_test
+
+import (
+	"context"
+	"math"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ec0f1147/pipeline"
+)
+
+// Library bugs found by the reliability tests (issue 6). Each test fails
+// until the bug is fixed. Run with: go test -tags bugrepro -run TestBugRel -v .
+
+// FromChan takes a value from ch, then finds emit refusing it after Stop
+// (output full, or Stop seen first): the value is neither delivered nor left
+// in ch. FromChan's doc promises values not emitted stay in ch, "not lost".
+// Found by the Stop-loses-nothing tests; happens on every run below.
+func TestBugRel_FromChan_StopLosesTheItemInHand(t *testing.T) {
+	const n = 100
+	ch := make(chan int, n)
+	for i := range n {
+		ch <- i
+	}
+	close(ch)
+	p := pipeline.New(context.Background(), pipeline.DefaultBuffer(0))
+	got := 0
+	for range pipeline.All(p, pipeline.FromChan(p, ch)) {
+		got++
+		if got == 10 {
+			p.Stop()
+		}
+	}
+	require.NoError(t, p.Wait())
+	assert.Equal(t, n, got+len(ch), "every value is delivered or still in ch (delivered %d, left %d)", got, len(ch))
+}
+
+// A FlatMap call holds its Limiter slot while emit blocks on a full output;
+// a downstream stage sharing the limiter then waits for that slot forever
+// and never reads: deadlock (design invariant 6: no deadlock for any input).
+// Found by TestProperty_Limiter_BoundsCallsAcrossStagesAndPipelines (it hung).
+func TestBugRel_FlatMapWithSharedLimiter_Deadlocks(t *testing.T) {
+	lim := pipeline.NewLimiter(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p := pipeline.New(ctx, pipeline.DefaultBuffer(0))
+	fm := pipeline.FlatMap(p, pipeline.Generate(p, 1, 2, 3), 1, func(_ context.Context, v int, emit func(int) error) error {
+		for j := range 3 {
+			if err := emit(v*10 + j); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, pipeline.Limit(lim))
+	out := pipeline.FanOut(p, fm, 1, func(_ context.Context, v int) (int, error) { return v, nil }, pipeline.Limit(lim))
+	got, err := pipeline.Collect(p, out)
+	require.NoError(t, err, "only the 5 s safety deadline ends it")
+	assert.Len(t, got, 9)
+}
+
+// Sizes and counts too large to allocate panic on the caller's goroutine
+// (makechan/makeslice: size out of range) instead of returning an error
+// wrapping ErrInvalidArgument (or working): "never a panic".
+func TestBugRel_HugeSizes_PanicOnTheCaller(t *testing.T) {
+	ok := func(_ context.Context, v int) (int, error) { return v, nil }
+	cases := map[string]func(p *pipeline.Pipeline, in <-chan int) <-chan int{
+		"Buffer(MaxInt)":     func(p *pipeline.Pipeline, in <-chan int) <-chan int { return pipeline.Buffer(p, in, math.MaxInt) },
+		"DropOnFull(MaxInt)": func(p *pipeline.Pipeline, in <-chan int) <-chan int { return pipeline.DropOnFull(p, in, math.MaxInt) },
+		"BufferSize(MaxInt)": func(p *pipeline.Pipeline, in <-chan int) <-chan int {
+			return pipeline.FanOut(p, in, 1, ok, pipeline.BufferSize(math.MaxInt))
+		},
+		"FanOut workers MaxInt": func(p *pipeline.Pipeline, in <-chan int) <-chan int { return pipeline.FanOut(p, in, math.MaxInt, ok) },
+		"FanOutOrdered workers MaxInt": func(p *pipeline.Pipeline, in <-chan int) <-chan int {
+			return pipeline.FanOutOrdered(p, in, math.MaxInt, ok)
+		},
+		"Tee(MaxInt)": func(p *pipeline.Pipeline, in <-chan int) <-chan int {
+			return pipeline.Merge(p, pipeline.Tee(p, in, math.MaxInt)...)
+		},
+		"Partition(MaxInt)": func(p *pipeline.Pipeline, in <-chan int) <-chan int {
+			return pipeline.Merge(p, pipeline.Partition(p, in, math.MaxInt, func(int) int { return 0 })...)
+		},
+	}
+	for name, build := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := pipeline.New(context.Background())
+			var out <-chan int
+			require.NotPanics(t, func() { out = build(p, pipeline.Generate(p, 1)) })
+			_, err := pipeline.Collect(p, out)
+			if err != nil {
+				assert.ErrorIs(t, err, pipeline.ErrInvalidArgument)
+			}
+		})
+	}
+	t.Run("DefaultBuffer(MaxInt)", func(t *testing.T) {
+		require.NotPanics(t, func() {
+			p := pipeline.New(context.Background(), pipeline.DefaultBuffer(math.MaxInt))
+			_, err := pipeline.Collect(p, pipeline.Generate(p, 1))
+			if err != nil {
+				assert.ErrorIs(t, err, pipeline.ErrInvalidArgument)
+			}
+		})
+	})
+}
+
+// Batch allocates a slice of capacity size for every batch (batch.go, add):
+// a large size with a maxWait — "flush every second, at most a million" — costs
+// size × sizeof(T) per batch however few items arrive; 1<<40 kills the
+// process with a fatal "out of memory" that no recover can catch, and
+// math.MaxInt fails the pipeline with a makeslice panic. Bounded memory says
+// a batch should cost what it holds. The crash runs in a child process.
+func TestBugRel_Batch_HugeSizeCrashesTheProcess(t *testing.T) {
+	if size := os.Getenv("REL_BATCH_SIZE"); size != "" {
+		n := map[string]int{"maxint": math.MaxInt, "1<<40": 1 << 40}[size]
+		p := pipeline.New(context.Background())
+		got, err := pipeline.Collect(p, pipeline.Batch(p, pipeline.Generate(p, 1, 2), n, time.Millisecond))
+		if err != nil || len(got) != 1 || len(got[0]) != 2 {
+			t.Fatalf("got %v, %v; want [[1 2]], nil", got, err)
+		}
+		return
+	}
+	for _, size := range []string{"maxint", "1<<40"} {
+		t.Run(size, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], "-test.run=^TestBugRel_Batch_HugeSizeCrashesTheProcess$", "-test.v")
+			cmd.Env = append(os.Environ(), "REL_BATCH_SIZE="+size)
+			out, err := cmd.CombinedOutput()
+			assert.NoError(t, err, "Batch(size %s) in a child process:\n%s", size, tail(out, 1500))
+		})
+	}
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}
+
+// A stage whose function panicked reports Busy = 1 forever: In was counted,
+// the call never was (engine.go, runWorkers/runOrdered count "called" only
+// after the step returns). Stats after Wait should show nothing running.
+func TestBugRel_Stats_BusyAfterWaitWhenFnPanicked(t *testing.T) {
+	p := pipeline.New(context.Background())
+	out := pipeline.FanOut(p, pipeline.Generate(p, 1, 2, 3), 1, func(_ context.Context, v int) (int, error) {
+		if v == 2 {
+			panic("boom")
+		}
+		return v, nil
+	})
+	_, err := pipeline.Collect(p, out)
+	require.Error(t, err)
+	for _, s := range p.Stats() {
+		assert.Zerof(t, s.Busy, "stage %s is busy after Wait", s.Name)
+	}
+}
+
+// Reduce runs fn on the caller's goroutine, which Wait does not count: a
+// Shutdown (or any Wait) from elsewhere can finish the pipeline while Reduce
+// still folds buffered items, and since fail ignores errors once Wait has
+// returned (stage.go, fail: "!p.finished"), a later panic in fn is recovered
+// and dropped: Reduce returns nil. "Panics become errors" is broken. Found by
+// the chaos run (Reduce sink, Shutdown action).
+func TestBugRel_Reduce_PanicAfterShutdownIsLost(t *testing.T) {
+	p := pipeline.New(context.Background())
+	in := pipeline.Generate(p, 1, 2, 3) // all three fit in the output buffer
+	_, err := pipeline.Reduce(p, in, 0, func(acc, v int) int {
+		switch v {
+		case 1:
+			// A graceful shutdown from elsewhere, e.g. on SIGTERM: it returns
+			// once Generate's goroutine has ended.
+			assert.NoError(t, p.Shutdown(context.Background()))
+		case 2:
+			panic("boom")
+		}
+		return acc + v
+	})
+	var pe *pipeline.PanicError
+	assert.ErrorAs(t, err, &pe, "the panic in Reduce's fn must be reported")
+}

@@ -1,0 +1,373 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ec0f1147/pipeline"
+)
+
+// Stop loses nothing: each stage kind is driven by an endless Produce source
+// that records every item emit accepted, the pipeline is stopped at a random
+// moment, and every emitted item must reach the sink — or be counted as
+// dropped by DropOnFull or filtered by Filter.
+
+// relStopRounds is how many random Stop moments each stage kind gets.
+const relStopRounds = 12
+
+// relStopSource is an endless source: it emits mk(0), mk(1), … until emit
+// fails, records the index of every item emit accepted, and after the k-th
+// (at once if k is 0) lets a stopper goroutine call Stop after a random
+// pause. Call wait once the pipeline has ended: it returns the indexes
+// emitted.
+func relStopSource[T any](p *pipeline.Pipeline, r *rand.Rand, mk func(i int) T) (src <-chan T, wait func() []int) {
+	k := r.IntN(300)
+	pause := time.Duration(r.IntN(3)) * time.Duration(r.IntN(200)) * time.Microsecond
+	reached := make(chan struct{})
+	var once sync.Once
+	signal := func() { once.Do(func() { close(reached) }) }
+	if k == 0 {
+		signal()
+	}
+	var stopper sync.WaitGroup
+	stopper.Add(1)
+	go func() {
+		defer stopper.Done()
+		<-reached
+		time.Sleep(pause)
+		p.Stop()
+	}()
+	var emitted []int
+	src = pipeline.Produce(p, func(_ context.Context, emit func(T) error) error {
+		defer signal() // a source that ended early must not strand the stopper
+		for i := 0; ; i++ {
+			if err := emit(mk(i)); err != nil {
+				return err
+			}
+			emitted = append(emitted, i)
+			if len(emitted) == k {
+				signal()
+			}
+		}
+	})
+	return src, func() []int {
+		stopper.Wait()
+		return emitted
+	}
+}
+
+func relIdentity(i int) int { return i }
+
+// relReadAll reads every output on its own goroutine, in order.
+func relReadAll(outs []<-chan int) [][]int {
+	got := make([][]int, len(outs))
+	var wg sync.WaitGroup
+	for i, o := range outs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for v := range o {
+				got[i] = append(got[i], v)
+			}
+		}()
+	}
+	wg.Wait()
+	return got
+}
+
+// relStopCase builds a stage on an endless source, stops it at a random
+// moment, and checks what reached the sink against what was emitted.
+type relStopCase struct {
+	name string
+	run  func(t *testing.T, r *rand.Rand)
+}
+
+// relOrderedStop checks a one-input, one-output stage that keeps every item
+// and its order: after Stop, the sink holds exactly the emitted items, in
+// order, transformed by want.
+func relOrderedStop(kind string, build func(p *pipeline.Pipeline, in <-chan int, r *rand.Rand) <-chan int, want func(int) int) func(*testing.T, *rand.Rand) {
+	return func(t *testing.T, r *rand.Rand) {
+		p := pipeline.New(context.Background(), relBuf(r)...)
+		src, emitted := relStopSource(p, r, relIdentity)
+		got, err := pipeline.Collect(p, build(p, src, r))
+		require.NoError(t, err, "Stop is a clean end")
+		em := emitted()
+		exp := make([]int, len(em))
+		for i, v := range em {
+			exp[i] = want(v)
+		}
+		require.Equal(t, len(exp), len(got), "%s: every emitted item reaches the sink", kind)
+		assert.Equal(t, exp, got, "%s: in order", kind)
+		relAssertConserved(t, p.Stats())
+	}
+}
+
+// relUnorderedStop is relOrderedStop for stages that may reorder.
+func relUnorderedStop(kind string, build func(p *pipeline.Pipeline, in <-chan int, r *rand.Rand) <-chan int, want func(int) []int) func(*testing.T, *rand.Rand) {
+	return func(t *testing.T, r *rand.Rand) {
+		p := pipeline.New(context.Background(), relBuf(r)...)
+		src, emitted := relStopSource(p, r, relIdentity)
+		got, err := pipeline.Collect(p, build(p, src, r))
+		require.NoError(t, err, "Stop is a clean end")
+		var exp []int
+		for _, v := range emitted() {
+			exp = append(exp, want(v)...)
+		}
+		require.Equal(t, len(exp), len(got), "%s: every emitted item reaches the sink", kind)
+		assert.ElementsMatch(t, exp, got, kind)
+		relAssertConserved(t, p.Stats())
+	}
+}
+
+func relTwice(v int) int { return 2 * v }
+
+var relStopCases = []relStopCase{
+	{"Produce", relOrderedStop("produce", func(_ *pipeline.Pipeline, in <-chan int, _ *rand.Rand) <-chan int { return in }, relIdentity)},
+	{"FanOut", relUnorderedStop("fanout", func(p *pipeline.Pipeline, in <-chan int, r *rand.Rand) <-chan int {
+		return pipeline.FanOut(p, in, 1+r.IntN(8), func(_ context.Context, v int) (int, error) { relJitter(v); return 2 * v, nil })
+	}, func(v int) []int { return []int{2 * v} })},
+	{"FanOutOrdered", relOrderedStop("fanoutordered", func(p *pipeline.Pipeline, in <-chan int, r *rand.Rand) <-chan int {
+		return pipeline.FanOutOrdered(p, in, 1+r.IntN(8), func(_ context.Context, v int) (int, error) { relJitter(v); return 2 * v, nil })
+	}, relTwice)},
+	{"FlatMap", relUnorderedStop("flatmap", func(p *pipeline.Pipeline, in <-chan int, r *rand.Rand) <-chan int {
+		return pipeline.FlatMap(p, in, 1+r.IntN(8), func(_ context.Context, v int, emit func(int) error) error {
+			for j := range v % 3 {
+				if err := emit(v*3 + j); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}, func(v int) []int {
+		var out []int
+		for j := range v % 3 {
+			out = append(out, v*3+j)
+		}
+		return out
+	})},
+	{"FanOutWithOptions", relUnorderedStop("fanout", func(p *pipeline.Pipeline, in <-chan int, r *rand.Rand) <-chan int {
+		var tried sync.Map
+		return pipeline.FanOut(p, in, 1+r.IntN(8), func(_ context.Context, v int) (int, error) {
+			if v%5 == 0 {
+				return 0, errRelSkip // skipped by OnError
+			}
+			if _, again := tried.LoadOrStore(v, true); !again && v%3 == 0 {
+				return 0, errRelSkip // fails once, Retry runs it again
+			}
+			return v, nil
+		}, pipeline.Retry(2, func(int) time.Duration { return 0 }),
+			pipeline.OnError(func(*pipeline.StageError) error { return nil }),
+			pipeline.Limit(pipeline.NewLimiter(1+r.IntN(3))),
+			pipeline.Timeout(time.Minute))
+	}, func(v int) []int {
+		if v%5 == 0 {
+			return nil
+		}
+		return []int{v}
+	})},
+	{"Buffer", relOrderedStop("buffer", func(p *pipeline.Pipeline, in <-chan int, r *rand.Rand) <-chan int {
+		return pipeline.Buffer(p, in, 1+r.IntN(32))
+	}, relIdentity)},
+	{"Throttle", relOrderedStop("throttle", func(p *pipeline.Pipeline, in <-chan int, r *rand.Rand) <-chan int {
+		return pipeline.Throttle(p, in, time.Duration(1+r.IntN(10))*time.Microsecond, 1+r.IntN(64))
+	}, relIdentity)},
+	{"BatchUnbatch", relOrderedStop("unbatch", func(p *pipeline.Pipeline, in <-chan int, r *rand.Rand) <-chan int {
+		return pipeline.Unbatch(p, pipeline.Batch(p, in, 1+r.IntN(16), time.Duration(r.IntN(3))*time.Millisecond))
+	}, relIdentity)},
+	{"Batch", func(t *testing.T, r *rand.Rand) {
+		size := 1 + r.IntN(16)
+		p := pipeline.New(context.Background(), relBuf(r)...)
+		src, emitted := relStopSource(p, r, relIdentity)
+		// A long maxWait: only size, the input's end and Stop send a batch.
+		batches, err := pipeline.Collect(p, pipeline.Batch(p, src, size, time.Duration(r.IntN(2))*time.Hour))
+		require.NoError(t, err)
+		var flat []int
+		for _, b := range batches {
+			require.NotEmpty(t, b)
+			require.LessOrEqual(t, len(b), size)
+			flat = append(flat, b...)
+		}
+		em := emitted()
+		require.Equal(t, len(em), len(flat), "Batch flushes its partial batch on Stop")
+		assert.Equal(t, em, flat)
+	}},
+	{"Unbatch", func(t *testing.T, r *rand.Rand) {
+		p := pipeline.New(context.Background(), relBuf(r)...)
+		src, emitted := relStopSource(p, r, func(i int) []int { return slices.Repeat([]int{i}, i%4) })
+		got, err := pipeline.Collect(p, pipeline.Unbatch(p, src))
+		require.NoError(t, err)
+		var want []int
+		for _, i := range emitted() {
+			want = append(want, slices.Repeat([]int{i}, i%4)...)
+		}
+		require.Equal(t, len(want), len(got), "every item of every emitted slice reaches the sink")
+		assert.Equal(t, want, got)
+	}},
+	{"Filter", func(t *testing.T, r *rand.Rand) {
+		p := pipeline.New(context.Background(), relBuf(r)...)
+		src, emitted := relStopSource(p, r, relIdentity)
+		got, err := pipeline.Collect(p, pipeline.Filter(p, src, func(v int) bool { return v%3 != 0 }))
+		require.NoError(t, err)
+		em := emitted()
+		want := slices.DeleteFunc(slices.Clone(em), func(v int) bool { return v%3 == 0 })
+		require.Equal(t, len(want), len(got), "every kept item reaches the sink")
+		assert.Equal(t, want, got)
+		f := relStage(t, p.Stats(), "filter")
+		assert.EqualValues(t, len(em)-len(want), f.Dropped, "every other item is counted as filtered")
+	}},
+	{"DropOnFull", func(t *testing.T, r *rand.Rand) {
+		p := pipeline.New(context.Background(), relBuf(r)...)
+		src, emitted := relStopSource(p, r, relIdentity)
+		var got []int
+		for v := range pipeline.All(p, pipeline.DropOnFull(p, src, 1+r.IntN(8))) {
+			if v%7 == 0 {
+				time.Sleep(5 * time.Microsecond) // slow enough for the queue to fill
+			}
+			got = append(got, v)
+		}
+		require.NoError(t, p.Wait())
+		em := emitted()
+		d := relStage(t, p.Stats(), "droponfull")
+		assert.EqualValues(t, len(em), uint64(len(got))+d.Dropped, "every emitted item is delivered or counted as dropped")
+		assert.True(t, slices.IsSorted(got) && len(slices.Compact(slices.Clone(got))) == len(got), "delivered in order, once each")
+	}},
+	{"Merge", func(t *testing.T, r *rand.Rand) {
+		p := pipeline.New(context.Background(), relBuf(r)...)
+		k := 1 + r.IntN(3)
+		ins := make([]<-chan int, k)
+		waits := make([]func() []int, k)
+		for i := range ins {
+			ins[i], waits[i] = relStopSource(p, r, func(v int) int { return i<<20 | v })
+		}
+		got, err := pipeline.Collect(p, pipeline.Merge(p, ins...))
+		require.NoError(t, err)
+		var want []int
+		for i, w := range waits {
+			for _, v := range w() {
+				want = append(want, i<<20|v)
+			}
+		}
+		require.Equal(t, len(want), len(got), "every item of every input reaches the sink")
+		assert.ElementsMatch(t, want, got)
+	}},
+	{"Tee", func(t *testing.T, r *rand.Rand) {
+		p := pipeline.New(context.Background(), relBuf(r)...)
+		src, emitted := relStopSource(p, r, relIdentity)
+		got := relReadAll(pipeline.Tee(p, src, 1+r.IntN(4)))
+		require.NoError(t, p.Wait())
+		em := emitted()
+		if len(em) == 0 {
+			em = nil
+		}
+		for i, g := range got {
+			assert.Equal(t, em, g, "output %d gets every emitted item in order", i)
+		}
+	}},
+	{"Partition", func(t *testing.T, r *rand.Rand) {
+		n := 1 + r.IntN(5)
+		p := pipeline.New(context.Background(), relBuf(r)...)
+		src, emitted := relStopSource(p, r, relIdentity)
+		route := relRoute(r.Uint64())
+		got := relReadAll(pipeline.Partition(p, src, n, route))
+		require.NoError(t, p.Wait())
+		want := make([][]int, n)
+		for _, v := range emitted() {
+			i := relWrap(route(v), n)
+			want[i] = append(want[i], v)
+		}
+		assert.Equal(t, want, got, "every emitted item on its output, in order")
+	}},
+	{"ForEach", func(t *testing.T, r *rand.Rand) {
+		p := pipeline.New(context.Background(), relBuf(r)...)
+		src, emitted := relStopSource(p, r, relIdentity)
+		var mu sync.Mutex
+		var got []int
+		require.NoError(t, pipeline.ForEach(p, src, 1+r.IntN(6), func(_ context.Context, v int) error {
+			mu.Lock()
+			got = append(got, v)
+			mu.Unlock()
+			return nil
+		}))
+		assert.ElementsMatch(t, emitted(), got, "ForEach handles every emitted item")
+	}},
+	{"Reduce", func(t *testing.T, r *rand.Rand) {
+		p := pipeline.New(context.Background(), relBuf(r)...)
+		src, emitted := relStopSource(p, r, relIdentity)
+		sum, err := pipeline.Reduce(p, src, 0, func(acc, v int) int { return acc + v + 1 })
+		require.NoError(t, err)
+		want := 0
+		for _, v := range emitted() {
+			want += v + 1
+		}
+		assert.Equal(t, want, sum, "Reduce folds every emitted item")
+	}},
+	{"Drain", func(t *testing.T, r *rand.Rand) {
+		p := pipeline.New(context.Background(), relBuf(r)...)
+		src, emitted := relStopSource(p, r, relIdentity)
+		var seen atomic.Int64
+		counted := pipeline.FanOut(p, src, 1, func(_ context.Context, v int) (int, error) { seen.Add(1); return v, nil })
+		require.NoError(t, pipeline.Drain(p, counted))
+		assert.EqualValues(t, len(emitted()), seen.Load(), "every emitted item reaches Drain's input")
+		relAssertConserved(t, p.Stats())
+	}},
+}
+
+func TestStop_LosesNothingInAnyStage(t *testing.T) {
+	r := relRand(t)
+	for _, c := range relStopCases {
+		t.Run(c.name, func(t *testing.T) {
+			for i := range relStopRounds {
+				t.Run(fmt.Sprint(i), func(t *testing.T) {
+					relGuard(t, relFuzzBound, func() { c.run(t, r) })
+				})
+			}
+		})
+	}
+}
+
+// The sources that are not Produce: after Stop, what they emitted (a prefix
+// of their items, per Stats) reaches the sink.
+func TestStop_SourcesDeliverEveryItemTheyEmitted(t *testing.T) {
+	sources := map[string]func(p *pipeline.Pipeline, items []int) <-chan int{
+		"generate": func(p *pipeline.Pipeline, items []int) <-chan int { return pipeline.Generate(p, items...) },
+		"fromseq":  func(p *pipeline.Pipeline, items []int) <-chan int { return pipeline.FromSeq(p, slices.Values(items)) },
+		"fromchan": func(p *pipeline.Pipeline, items []int) <-chan int {
+			ch := make(chan int, len(items))
+			for _, v := range items {
+				ch <- v
+			}
+			close(ch)
+			return pipeline.FromChan(p, ch)
+		},
+	}
+	r := relRand(t)
+	for kind, build := range sources {
+		t.Run(kind, func(t *testing.T) {
+			for range relStopRounds {
+				n, k := 1+r.IntN(500), r.IntN(100)
+				p := pipeline.New(context.Background(), relBuf(r)...)
+				var got []int
+				for v := range pipeline.All(p, build(p, relInts(n))) {
+					if len(got) == k {
+						p.Stop()
+					}
+					got = append(got, v)
+				}
+				require.NoError(t, p.Wait())
+				s := relStage(t, p.Stats(), kind)
+				require.EqualValues(t, s.Out, len(got), "the sink gets every item the source emitted")
+				assert.Equal(t, relInts(len(got)), got, "a prefix of the items, in order")
+				assert.GreaterOrEqual(t, len(got), min(n, k), "everything before Stop arrived")
+			}
+		})
+	}
+}
