@@ -9,8 +9,9 @@
 # compiled binaries serve every round. Writes, in OUTDIR:
 #   raw.txt        the go test -bench output of every round (benchstat input)
 #   w6.txt         one line per W6 run: impl, items, peak RSS in KiB
-#   benchstat.txt  benchstat -col /impl raw.txt: contenders side by side,
-#                  medians with their spread, deltas against handctx
+#   benchstat.txt  benchstat -col /impl raw.txt, per-item units only:
+#                  contenders side by side, medians with their spread,
+#                  deltas against handctx
 #   ratios.md      the library against the targets of issue 5 (bench/cmd/ratios)
 #   machine.txt    date, commit, go version, CPU
 # BENCH=regexp restricts the benchmarks (default: all); ROUNDS=n sets the
@@ -68,6 +69,7 @@ handctx 5000000
 RUNS
 done
 
-"$benchstat" -col /impl "$out/raw.txt" > "$out/benchstat.txt"
+"$benchstat" -col /impl -filter '.unit:(ns/item OR allocs/item OR B/item OR efficiency)' \
+  "$out/raw.txt" > "$out/benchstat.txt"
 "$bin/ratios" "$out/raw.txt" "$out/w6.txt" > "$out/ratios.md"
 cat "$out/machine.txt" "$out/benchstat.txt" "$out/ratios.md"

@@ -42,6 +42,7 @@ func main() {
 type results struct {
 	bench map[string]map[string][]float64
 	rss   map[string]map[int][]float64
+	names []string // benchmark names in the order first seen
 }
 
 func readFiles(benchPath, w6Path string) (*results, error) {
@@ -76,6 +77,7 @@ func (res *results) read(r io.Reader) error {
 			name := procs.ReplaceAllString(strings.TrimPrefix(f[0], "Benchmark"), "")
 			if res.bench[name] == nil {
 				res.bench[name] = map[string][]float64{}
+				res.names = append(res.names, name)
 			}
 			for i := 2; i+1 < len(f); i += 2 {
 				v, err := strconv.ParseFloat(f[i], 64)
@@ -138,6 +140,9 @@ type row struct {
 	unit                      string
 	ok                        bool
 	missing                   bool
+	// inconclusive, when not empty, says why the measure cannot be judged
+	// on this run.
+	inconclusive string
 }
 
 // check builds a row from per-round values and a predicate on their median.
@@ -146,7 +151,7 @@ func check(workload, measure, target, unit string, vs []float64, pass func(float
 	if s.n == 0 {
 		return row{workload: workload, measure: measure, target: target, missing: true}
 	}
-	return row{workload, measure, target, s, unit, pass(s.med), false}
+	return row{workload: workload, measure: measure, target: target, got: s, unit: unit, ok: pass(s.med)}
 }
 
 func (res *results) values(name, unit string) []float64 { return res.bench[name][unit] }
@@ -205,8 +210,15 @@ func (res *results) rows() []row {
 			}
 		}
 	}
-	rows = append(rows, check("W4", "speedup 1→2 workers vs best contender's", "≥ 0.95×", "×",
-		pairwise(res.speedup("pipeline"), best, ratio), ge(0.95)))
+	w4 := check("W4", "speedup 1→2 workers vs best contender's", "≥ 0.95×", "×",
+		pairwise(res.speedup("pipeline"), best, ratio), ge(0.95))
+	// Speedups mean something only if the machine gave the benchmark two
+	// free cores: the floor, a static split with no coordination at all,
+	// shows whether it did.
+	if fl := summarize(res.speedup("floor")); fl.n > 0 && fl.med < minFloorSpeedup {
+		w4.inconclusive = fmt.Sprintf("inconclusive: the floor's own speedup is %s×, so two cores were not free", num(fl.med))
+	}
+	rows = append(rows, w4)
 
 	rows = append(rows,
 		check("W5 size only", "time/item vs handctx", "≤ 0.50×", "×", res.vsHand("W5/maxwait=none"), le(0.50)),
@@ -223,12 +235,69 @@ func (res *results) rows() []row {
 	return rows
 }
 
+// minFloorSpeedup is the floor's W4 speedup below which the machine did not
+// run two workers in parallel for most of the run.
+const minFloorSpeedup = 1.5
+
 func sub(vs []float64, base float64) []float64 {
 	out := make([]float64, len(vs))
 	for i, v := range vs {
 		out[i] = v - base
 	}
 	return out
+}
+
+// splitImpl cuts the impl=NAME element out of a benchmark name: the rest is
+// the workload (row), NAME the contender (column).
+func splitImpl(name string) (workload, impl string) {
+	parts := strings.Split(name, "/")
+	for i, p := range parts {
+		if v, ok := strings.CutPrefix(p, "impl="); ok {
+			return strings.Join(slices.Delete(parts, i, i+1), "/"), v
+		}
+	}
+	return name, ""
+}
+
+// table prints the median of unit, and with spread its (min–max), for every
+// workload and contender: rows and columns in the order the benchmarks ran.
+func (res *results) table(w io.Writer, unit string, spread bool) {
+	var rows, cols []string
+	cell := map[[2]string]stat{}
+	for _, name := range res.names {
+		vs := res.bench[name][unit]
+		if len(vs) == 0 {
+			continue
+		}
+		wl, impl := splitImpl(name)
+		if !slices.Contains(rows, wl) {
+			rows = append(rows, wl)
+		}
+		if !slices.Contains(cols, impl) {
+			cols = append(cols, impl)
+		}
+		cell[[2]string{wl, impl}] = summarize(vs)
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "| %s | %s |\n", unit, strings.Join(cols, " | "))
+	fmt.Fprintf(w, "|---%s|\n", strings.Repeat("|---", len(cols)))
+	for _, r := range rows {
+		line := "| " + r
+		for _, c := range cols {
+			st := cell[[2]string{r, c}]
+			switch {
+			case spread:
+				line += " | " + medRange(st)
+			case st.n == 0:
+				line += " | –"
+			default:
+				line += " | " + num(st.med)
+			}
+		}
+		fmt.Fprintln(w, line+" |")
+	}
 }
 
 func report(w io.Writer, res *results) {
@@ -240,7 +309,10 @@ func report(w io.Writer, res *results) {
 			continue
 		}
 		verdict := "no"
-		if r.ok {
+		switch {
+		case r.inconclusive != "":
+			verdict = r.inconclusive
+		case r.ok:
 			verdict = "yes"
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s%s | %s–%s (%d) | %s |\n", r.workload, r.measure, r.target,
@@ -256,6 +328,16 @@ func report(w io.Writer, res *results) {
 		eff := summarize(res.values("W3/impl="+impl, "efficiency"))
 		sp := summarize(res.speedup(impl))
 		fmt.Fprintf(w, "| %s | %s | %s |\n", impl, medRange(eff), medRange(sp))
+	}
+
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Median ns/item of the rounds (min–max):")
+	fmt.Fprintln(w)
+	res.table(w, "ns/item", true)
+	for _, unit := range []string{"allocs/item", "B/item"} {
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "Median %s of the rounds:\n\n", unit)
+		res.table(w, unit, false)
 	}
 
 	fmt.Fprintln(w)

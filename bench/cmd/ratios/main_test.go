@@ -25,6 +25,8 @@ BenchmarkW4/impl=conc/workers=1-2     	 1	 1 ns/op	 80000 ns/item
 BenchmarkW4/impl=conc/workers=2-2     	 1	 1 ns/op	 40000 ns/item
 BenchmarkW4/impl=pipeline/workers=1-2 	 1	 1 ns/op	 80000 ns/item
 BenchmarkW4/impl=pipeline/workers=2-2 	 1	 1 ns/op	 50000 ns/item
+BenchmarkW4/impl=floor/workers=1-2    	 1	 1 ns/op	 60000 ns/item
+BenchmarkW4/impl=floor/workers=2-2    	 1	 1 ns/op	 30000 ns/item
 PASS
 BenchmarkW1/impl=handctx-2   	 2	 600000000 ns/op	 21.09 B/item	 0.0001 allocs/item	 600.0 ns/item
 BenchmarkW1/impl=pipeline-2  	 6	 300000000 ns/op	 21.09 B/item	 0.0002 allocs/item	 300.0 ns/item
@@ -93,6 +95,40 @@ func TestRows_JudgesEachTarget(t *testing.T) {
 			assert.Equal(t, tc.ok, r.ok)
 		})
 	}
+}
+
+func TestRows_W4IsInconclusiveWhenTheFloorDidNotSpeedUp(t *testing.T) {
+	busy := strings.Replace(twoRounds, "impl=floor/workers=2-2    	 1	 1 ns/op	 30000", "impl=floor/workers=2-2    	 1	 1 ns/op	 55000", 1)
+	r := rowFor(t, parse(t, busy), "W4", "speedup")
+	assert.Contains(t, r.inconclusive, "floor's own speedup is 1.09×")
+
+	r = rowFor(t, parse(t, twoRounds), "W4", "speedup")
+	assert.Empty(t, r.inconclusive)
+}
+
+func TestSplitImpl_SeparatesWorkloadAndContender(t *testing.T) {
+	cases := []struct{ name, workload, impl string }{
+		{"W1/impl=pipeline", "W1", "pipeline"},
+		{"W4/impl=conc/workers=2", "W4/workers=2", "conc"},
+		{"W2/order=ordered/impl=handctx", "W2/order=ordered", "handctx"},
+		{"Other", "Other", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			wl, impl := splitImpl(tc.name)
+			assert.Equal(t, tc.workload, wl)
+			assert.Equal(t, tc.impl, impl)
+		})
+	}
+}
+
+func TestReport_TabulatesMediansPerWorkloadAndContender(t *testing.T) {
+	var buf bytes.Buffer
+	report(&buf, parse(t, twoRounds))
+	assert.Contains(t, buf.String(), "| ns/item | handctx | pipeline | floor | conc |\n|---|---|---|---|---|\n")
+	assert.Contains(t, buf.String(), "| W1 | 650 (600–700) | 250 (200–300) | – | – |\n")
+	assert.Contains(t, buf.String(), "| W4/workers=2 | – | 50000 (50000–50000) | 30000 (30000–30000) | 40000 (40000–40000) |\n")
+	assert.Contains(t, buf.String(), "| allocs/item | handctx | pipeline |\n|---|---|---|\n| W1 | 0.0001 | 0.0002 |\n")
 }
 
 func TestReport_SaysWhenAWorkloadHasNoData(t *testing.T) {
