@@ -130,12 +130,12 @@ func TestBugRel_Batch_HugeSizeCrashesTheProcess(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestBugRel_Batch_HugeSizeCrashesTheProcess$", "-test.v")
 			cmd.Env = append(os.Environ(), "REL_BATCH_SIZE="+size)
 			out, err := cmd.CombinedOutput()
-			assert.NoError(t, err, "Batch(size %s) in a child process:\n%s", size, tail(out, 1500))
+			assert.NoError(t, err, "Batch(size %s) in a child process:\n%s", size, relFirstBytes(out, 1500))
 		})
 	}
 }
 
-func tail(b []byte, n int) []byte {
+func relFirstBytes(b []byte, n int) []byte {
 	if len(b) > n {
 		return b[:n]
 	}
