@@ -201,6 +201,43 @@ func relBadCases() []relBadCase {
 		}},
 		{"Unbatch/nil in", []string{"unbatch", "input"}, stage(func(p *pipeline.Pipeline) <-chan int { return pipeline.Unbatch(p, relNilSlices) })},
 
+		// Sizes too large to allocate: more than 1<<20 workers or outputs, a
+		// channel buffer over 1 GiB.
+		{"FanOut/1<<20+1 workers", []string{"fanout", "workers"}, stage(func(p *pipeline.Pipeline) <-chan int { return pipeline.FanOut(p, in(p), 1<<20+1, relOK) })},
+		{"FanOutOrdered/math.MaxInt workers", []string{"fanoutordered", "workers"}, stage(func(p *pipeline.Pipeline) <-chan int {
+			return pipeline.FanOutOrdered(p, in(p), math.MaxInt, relOK)
+		})},
+		{"FlatMap/math.MaxInt workers", []string{"flatmap", "workers"}, stage(func(p *pipeline.Pipeline) <-chan int { return pipeline.FlatMap(p, in(p), math.MaxInt, relEmitOK) })},
+		{"ForEach/math.MaxInt workers", []string{"foreach", "workers"}, func(*testing.T) error {
+			p := pipeline.New(context.Background())
+			return pipeline.ForEach(p, in(p), math.MaxInt, relForOK)
+		}},
+		{"Tee/math.MaxInt outputs", []string{"tee", "n = "}, func(t *testing.T) error {
+			p := pipeline.New(context.Background())
+			for _, o := range pipeline.Tee(p, in(p), math.MaxInt) {
+				assert.True(t, relClosedNow(o))
+			}
+			return p.Wait()
+		}},
+		{"Partition/1<<20+1 outputs", []string{"partition", "n = "}, func(t *testing.T) error {
+			p := pipeline.New(context.Background())
+			for _, o := range pipeline.Partition(p, in(p), 1<<20+1, relRouteZero) {
+				assert.True(t, relClosedNow(o))
+			}
+			return p.Wait()
+		}},
+		{"Buffer/math.MaxInt", []string{"buffer#", "MiB"}, stage(func(p *pipeline.Pipeline) <-chan int { return pipeline.Buffer(p, in(p), math.MaxInt) })},
+		{"DropOnFull/2 GiB of ints", []string{"droponfull", "MiB"}, stage(func(p *pipeline.Pipeline) <-chan int { return pipeline.DropOnFull(p, in(p), 1<<28) })},
+		{"BufferSize(math.MaxInt)", []string{"fanout", "MiB"}, stage(func(p *pipeline.Pipeline) <-chan int {
+			return pipeline.FanOut(p, in(p), 1, relOK, pipeline.BufferSize(math.MaxInt))
+		})},
+		{"DefaultBuffer(math.MaxInt)", []string{"generate", "MiB"}, func(t *testing.T) error {
+			p := pipeline.New(context.Background(), pipeline.DefaultBuffer(math.MaxInt))
+			out := pipeline.Generate(p, 1)
+			assert.True(t, relClosedNow(out))
+			return p.Wait()
+		}},
+
 		// Stage options.
 		{"BufferSize(-1)", []string{"BufferSize"}, stage(func(p *pipeline.Pipeline) <-chan int {
 			return pipeline.FanOut(p, in(p), 1, relOK, pipeline.BufferSize(-1))
@@ -385,6 +422,14 @@ func TestBadInput_DocumentedBehaviour(t *testing.T) {
 			p := pipeline.New(context.Background())
 			assert.True(t, relClosedNow(pipeline.Merge[int](p)))
 			assert.NoError(t, p.Wait())
+		}},
+		{"Batch/a huge size costs what the batch holds", func(t *testing.T) {
+			for _, size := range []int{1 << 40, math.MaxInt} {
+				p := pipeline.New(context.Background())
+				got, err := pipeline.Collect(p, pipeline.Batch(p, pipeline.Generate(p, 1, 2), size, time.Millisecond))
+				require.NoError(t, err, "size %d", size)
+				assert.Equal(t, [][]int{{1, 2}}, got)
+			}
 		}},
 		{"Batch/negative maxWait batches by size only", func(t *testing.T) {
 			p := pipeline.New(context.Background())

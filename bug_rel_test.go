@@ -16,8 +16,11 @@ import (
 	"github.com/ec0f1147/pipeline"
 )
 
-// Library bugs found by the reliability tests (issue 6). Each test fails
-// until the bug is fixed. Run with: go test -tags bugrepro -run TestBugRel -v .
+// Library bugs found by the reliability tests (issue 6), one minimal
+// reproduction each. Each failed when written; all but
+// TestBugRel_Reduce_ShutdownReportsSuccessThenTheSinkFails are fixed, and
+// the fixed ones stay as regression checks. Run with:
+// go test -tags bugrepro -run TestBugRel -v .
 
 // FromChan takes a value from ch, then finds emit refusing it after Stop
 // (output full, or Stop seen first): the value is neither delivered nor left
@@ -160,26 +163,70 @@ func TestBugRel_Stats_BusyAfterWaitWhenFnPanicked(t *testing.T) {
 	}
 }
 
-// Reduce runs fn on the caller's goroutine, which Wait does not count: a
-// Shutdown (or any Wait) from elsewhere can finish the pipeline while Reduce
-// still folds buffered items, and since fail ignores errors once Wait has
-// returned (stage.go, fail: "!p.finished"), a later panic in fn is recovered
-// and dropped: Reduce returns nil. "Panics become errors" is broken. Found by
-// the chaos run (Reduce sink, Shutdown action).
-func TestBugRel_Reduce_PanicAfterShutdownIsLost(t *testing.T) {
+// relShutdownDuringReduce runs Reduce over three buffered items; while it
+// folds the first, another goroutine calls Shutdown (which may return at once,
+// since Generate's goroutine has ended, or wait for the sink), and the second
+// panics. It returns Reduce's error, Shutdown's and Wait's afterwards.
+func relShutdownDuringReduce(t *testing.T) (reduceErr, shutdownErr, waitErr error) {
 	p := pipeline.New(context.Background())
 	in := pipeline.Generate(p, 1, 2, 3) // all three fit in the output buffer
-	_, err := pipeline.Reduce(p, in, 0, func(acc, v int) int {
+	shut := make(chan error, 1)
+	_, reduceErr = pipeline.Reduce(p, in, 0, func(acc, v int) int {
 		switch v {
 		case 1:
-			// A graceful shutdown from elsewhere, e.g. on SIGTERM: it returns
-			// once Generate's goroutine has ended.
-			assert.NoError(t, p.Shutdown(context.Background()))
+			go func() { shut <- p.Shutdown(context.Background()) }()
+			select { // give Shutdown the chance to return before the panic
+			case err := <-shut:
+				shut <- err
+			case <-time.After(100 * time.Millisecond):
+			}
 		case 2:
 			panic("boom")
 		}
 		return acc + v
 	})
+	return reduceErr, <-shut, p.Wait()
+}
+
+// Reduce runs fn on the caller's goroutine, which Wait does not count: a
+// Shutdown (or any Wait) from elsewhere can finish the pipeline while Reduce
+// still folds buffered items. fail then ignored errors once Wait had returned,
+// so a later panic in fn was dropped and Reduce returned nil ("panics become
+// errors"). Found by the chaos run (Reduce sink, Shutdown action).
+func TestBugRel_Reduce_PanicAfterShutdownIsLost(t *testing.T) {
+	reduceErr, _, _ := relShutdownDuringReduce(t)
 	var pe *pipeline.PanicError
-	assert.ErrorAs(t, err, &pe, "the panic in Reduce's fn must be reported")
+	assert.ErrorAs(t, reduceErr, &pe, "the panic in Reduce's fn must be reported")
+}
+
+// Still open: the same run, after the fix above. Shutdown returns nil as soon
+// as the stage goroutines have ended, then the Reduce sink panics and the
+// pipeline's result becomes that panic: Shutdown reported success for a
+// pipeline that failed, and Wait's result changed after it had returned nil
+// ("each call returns the same result"). Counting a sink that runs on the
+// caller's goroutine (Reduce, Collect, All, First, Drain) as running until it
+// returns would make Shutdown and Wait wait for it. Found by the chaos run
+// (PIPELINE_SOAK=20000, run 11108: "Shutdown returned <nil>, Wait pipeline:
+// stage reduce: panic").
+func TestBugRel_Reduce_ShutdownReportsSuccessThenTheSinkFails(t *testing.T) {
+	reduceErr, shutdownErr, waitErr := relShutdownDuringReduce(t)
+	var pe *pipeline.PanicError
+	require.ErrorAs(t, reduceErr, &pe)
+	assert.Equal(t, reduceErr, shutdownErr, "Shutdown reports the pipeline's result")
+	assert.Equal(t, reduceErr, waitErr)
+}
+
+// Shutdown whose context ends while (or after) the pipeline finishes
+// recorded ctx's cause even though Wait had already returned nil: later Wait
+// calls returned it, breaking "each call returns the same result". Found by
+// the chaos run (action "shutdown").
+func TestBugRel_Shutdown_EndedContextAfterFinishChangesWaitResult(t *testing.T) {
+	for range 50 {
+		p := pipeline.New(context.Background())
+		require.NoError(t, pipeline.Drain(p, pipeline.Generate(p, 1, 2, 3)))
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // already over: Shutdown's select may pick it over the finished Wait
+		_ = p.Shutdown(ctx)
+		require.NoError(t, p.Wait(), "Wait returned nil before; it must keep returning nil")
+	}
 }

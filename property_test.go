@@ -667,14 +667,7 @@ func TestProperty_Limiter_BoundsCallsAcrossStagesAndPipelines(t *testing.T) {
 			for i := range gauges {
 				gauges[i], workers[i] = &relGauge{}, 1+r.IntN(6)
 				g := gauges[i]
-				kind := kinds[r.IntN(len(kinds))]
-				if kind == "flatmap" && i < len(gauges)-1 {
-					// A FlatMap call holds its slot while emit waits for the
-					// next stage, which deadlocks a downstream stage on the same
-					// limiter (bug_rel_test.go): FlatMap only goes last here.
-					kind = "fanout"
-				}
-				ch = relWorkerStages[kind](p, ch, workers[i], func(v int) {
+				ch = relWorkerStages[kinds[r.IntN(len(kinds))]](p, ch, workers[i], func(v int) {
 					g.enter()
 					all.enter()
 					if in := lim.InUse(); in > slots {

@@ -337,16 +337,22 @@ func TestStop_LosesNothingInAnyStage(t *testing.T) {
 // The sources that are not Produce: after Stop, what they emitted (a prefix
 // of their items, per Stats) reaches the sink.
 func TestStop_SourcesDeliverEveryItemTheyEmitted(t *testing.T) {
-	sources := map[string]func(p *pipeline.Pipeline, items []int) <-chan int{
-		"generate": func(p *pipeline.Pipeline, items []int) <-chan int { return pipeline.Generate(p, items...) },
-		"fromseq":  func(p *pipeline.Pipeline, items []int) <-chan int { return pipeline.FromSeq(p, slices.Values(items)) },
-		"fromchan": func(p *pipeline.Pipeline, items []int) <-chan int {
+	// left reports how many items the source has not taken (FromChan leaves
+	// them in its channel).
+	sources := map[string]func(p *pipeline.Pipeline, items []int) (out <-chan int, left func() int){
+		"generate": func(p *pipeline.Pipeline, items []int) (<-chan int, func() int) {
+			return pipeline.Generate(p, items...), nil
+		},
+		"fromseq": func(p *pipeline.Pipeline, items []int) (<-chan int, func() int) {
+			return pipeline.FromSeq(p, slices.Values(items)), nil
+		},
+		"fromchan": func(p *pipeline.Pipeline, items []int) (<-chan int, func() int) {
 			ch := make(chan int, len(items))
 			for _, v := range items {
 				ch <- v
 			}
 			close(ch)
-			return pipeline.FromChan(p, ch)
+			return pipeline.FromChan(p, ch), func() int { return len(ch) }
 		},
 	}
 	r := relRand(t)
@@ -355,8 +361,9 @@ func TestStop_SourcesDeliverEveryItemTheyEmitted(t *testing.T) {
 			for range relStopRounds {
 				n, k := 1+r.IntN(500), r.IntN(100)
 				p := pipeline.New(context.Background(), relBuf(r)...)
+				src, left := build(p, relInts(n))
 				var got []int
-				for v := range pipeline.All(p, build(p, relInts(n))) {
+				for v := range pipeline.All(p, src) {
 					if len(got) == k {
 						p.Stop()
 					}
@@ -367,6 +374,9 @@ func TestStop_SourcesDeliverEveryItemTheyEmitted(t *testing.T) {
 				require.EqualValues(t, s.Out, len(got), "the sink gets every item the source emitted")
 				assert.Equal(t, relInts(len(got)), got, "a prefix of the items, in order")
 				assert.GreaterOrEqual(t, len(got), min(n, k), "everything before Stop arrived")
+				if left != nil {
+					assert.Equal(t, n, len(got)+left(), "every value is delivered or still in the channel")
+				}
 			}
 		})
 	}
