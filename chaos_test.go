@@ -257,13 +257,6 @@ func relDecode(b []byte) *relProg {
 		}
 	}
 	pr.action = r.n(relActions)
-	if pr.sink == relReduce && pr.action == relShutdown {
-		// Open bug (bug_rel_test.go,
-		// TestBugRel_Reduce_ShutdownReportsSuccessThenTheSinkFails): Shutdown
-		// does not wait for a sink on the caller's goroutine, so it reports
-		// nil before Reduce's fn panics. Remove this once fixed.
-		pr.sinkFault = relFault{}
-	}
 	pr.trigger = r.n(160)
 	if r.n(3) == 0 {
 		pr.delay = time.Duration(1+r.n(200)) * 10 * time.Microsecond

@@ -6,7 +6,9 @@ import (
 )
 
 // Sinks consume their input to its end, then return [Pipeline.Wait]: when a
-// sink returns, every goroutine of the pipeline has returned.
+// sink returns, every goroutine of the pipeline has returned. A sink that runs
+// on the caller's goroutine counts as part of the pipeline while it runs:
+// Wait and Shutdown called elsewhere wait for it.
 
 // Collect gathers every item of in, in arrival order, and returns them with
 // the pipeline's result ([Pipeline.Wait]). On failure it returns what arrived
@@ -19,10 +21,12 @@ func Collect[T any](p *Pipeline, in <-chan T) ([]T, error) {
 	if !ok {
 		return nil, p.Wait()
 	}
+	leave := p.enterSink()
 	var out []T
 	for v := range in {
 		out = append(out, v)
 	}
+	leave()
 	return out, p.Wait()
 }
 
@@ -75,6 +79,7 @@ func Reduce[T, A any](p *Pipeline, in <-chan T, init A, fn func(A, T) A) (A, err
 	}
 	acc := init
 	func() {
+		defer p.enterSink()()
 		var cur T
 		defer func() {
 			if x := recover(); x != nil {
@@ -103,10 +108,12 @@ func First[T any](p *Pipeline, in <-chan T) (T, bool, error) {
 	if !ok {
 		return zero, false, p.Wait()
 	}
+	leave := p.enterSink()
 	v, ok := <-in
 	if ok {
 		p.exitEarly()
 	}
+	leave()
 	return v, ok, p.Wait()
 }
 
@@ -119,8 +126,10 @@ func Drain[T any](p *Pipeline, in <-chan T) error {
 	}
 	in, ok := sinkInput(p, "drain", in)
 	if ok {
+		leave := p.enterSink()
 		for range in {
 		}
+		leave()
 	}
 	return p.Wait()
 }
@@ -140,11 +149,13 @@ func All[T any](p *Pipeline, in <-chan T) iter.Seq[T] {
 		if !ok {
 			return
 		}
+		leave := p.enterSink()
 		ended := false
 		defer func() {
 			if !ended {
 				p.exitEarly()
 			}
+			leave()
 			_ = p.Wait()
 		}()
 		for v := range in {

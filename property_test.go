@@ -736,12 +736,14 @@ func TestProperty_FanOutOrdered_HoldsAtMostItsWindowBehindASlowItem(t *testing.T
 		var started, finished atomic.Int64
 		var released atomic.Bool
 		release := make(chan struct{})
+		slowStarted := make(chan struct{})
 		p := pipeline.New(context.Background(), relBuf(r)...)
 		out := pipeline.FanOutOrdered(p, pipeline.Generate(p, relInts(n)...), workers, func(_ context.Context, v int) (int, error) {
 			if s := started.Add(1); s > int64(held+1) && !released.Load() {
 				t.Errorf("call %d started behind the slow item: at most %d may (window %d, %d workers)", s, held+1, window, workers)
 			}
 			if v == 0 {
+				close(slowStarted)
 				<-release // the slow item
 				return v, nil
 			}
@@ -749,7 +751,9 @@ func TestProperty_FanOutOrdered_HoldsAtMostItsWindowBehindASlowItem(t *testing.T
 			if finished.Add(1) == int64(held) {
 				// Every other worker now waits for room: give them the chance
 				// to start another call (which they must not), then let the
-				// slow item finish.
+				// slow item finish. The worker that took item 0 may not have
+				// called fn yet on a loaded machine: wait for it first.
+				<-slowStarted
 				for range 200 {
 					runtime.Gosched()
 				}

@@ -143,8 +143,9 @@ type Pipeline struct {
 
 	mu       sync.Mutex
 	err      error                // first failure
-	running  int                  // goroutines alive
-	idle     chan struct{}        // closed when running drops to 0
+	running  int                  // stage goroutines alive
+	sinks    int                  // sinks running on their callers' goroutines
+	idle     chan struct{}        // closed (and renewed) whenever either drops
 	finished bool                 // Wait has returned: no new goroutine may start
 	stages   []*stage             // creation order
 	owners   map[any]*stage       // output channel → stage that made it
@@ -189,7 +190,9 @@ func (p *Pipeline) Context() context.Context {
 	return p.ctx
 }
 
-// Wait blocks until every goroutine of every stage has returned, then returns
+// Wait blocks until every goroutine of every stage has returned, and every
+// sink running on another goroutine ([Collect], [Reduce], [First], [Drain],
+// a range over [All]) has returned too, then returns
 // nil if nothing was lost: every source ran to its end or was stopped by
 // [Pipeline.Stop], and every item was delivered, or deliberately dropped or
 // skipped and counted in [Pipeline.Stats]. Otherwise it returns the first
@@ -201,14 +204,16 @@ func (p *Pipeline) Context() context.Context {
 // returns the same result. Once Wait has returned, the pipeline's context is
 // done and stages built afterwards fail with [ErrInvalidArgument].
 // Wait does not read any stage's output: a pipeline whose last output nobody
-// reads ends only when its context is cancelled.
+// reads ends only when its context is cancelled. Never call Wait (or
+// Shutdown without a deadline) from inside a sink's function or an All loop
+// body: it would wait for itself. Call Stop there.
 func (p *Pipeline) Wait() error {
 	if p == nil {
 		return errNilPipeline()
 	}
 	for {
 		p.mu.Lock()
-		if p.running == 0 {
+		if p.running == 0 && p.sinks == 0 {
 			p.finished = true
 			err := p.err
 			p.mu.Unlock()
@@ -218,6 +223,25 @@ func (p *Pipeline) Wait() error {
 		idle := p.idle
 		p.mu.Unlock()
 		<-idle
+	}
+}
+
+// quiet waits until no stage goroutine is left and, if withSinks, no sink
+// either, or until done is closed; it reports which.
+func (p *Pipeline) quiet(withSinks bool, done <-chan struct{}) bool {
+	for {
+		p.mu.Lock()
+		if p.running == 0 && (!withSinks || p.sinks == 0) {
+			p.mu.Unlock()
+			return true
+		}
+		idle := p.idle
+		p.mu.Unlock()
+		select {
+		case <-idle:
+		case <-done:
+			return false
+		}
 	}
 }
 
@@ -241,9 +265,11 @@ func (p *Pipeline) Stop() {
 	}
 }
 
-// Shutdown calls [Pipeline.Stop], then waits for the pipeline as
-// [Pipeline.Wait] does. If ctx ends first, it cancels the pipeline (with
-// ctx's cause), waits for every goroutine to return, and returns ctx.Err().
+// Shutdown calls [Pipeline.Stop], then waits for the pipeline (its sink
+// included) and returns its result as [Pipeline.Wait] does. If ctx ends
+// first, it cancels the pipeline (with ctx's cause, which becomes the
+// pipeline's failure if a stage was still running), waits for every stage
+// goroutine to return, and returns ctx.Err().
 func (p *Pipeline) Shutdown(ctx context.Context) error {
 	if p == nil {
 		return errNilPipeline()
@@ -252,18 +278,12 @@ func (p *Pipeline) Shutdown(ctx context.Context) error {
 		return errArg("Shutdown", "nil context")
 	}
 	p.Stop()
-	waited := make(chan error, 1)
-	go func() { waited <- p.Wait() }()
-	select {
-	case err := <-waited:
-		return err
-	case <-ctx.Done():
-		if !p.abort(context.Cause(ctx)) {
-			return <-waited // every stage had already finished: nothing was cut short
-		}
-		<-waited
-		return ctx.Err()
+	if p.quiet(true, ctx.Done()) {
+		return p.Wait()
 	}
+	p.abort(context.Cause(ctx))
+	p.quiet(false, nil)
+	return ctx.Err()
 }
 
 // abort cancels the pipeline from outside with cause, and records the cause
@@ -336,11 +356,31 @@ func (p *Pipeline) spawn(fn func()) bool {
 func (p *Pipeline) exited() {
 	p.mu.Lock()
 	p.running--
-	if p.running == 0 {
-		close(p.idle)
-		p.idle = make(chan struct{})
-	}
+	p.wakeWaiters()
 	p.mu.Unlock()
+}
+
+// wakeWaiters wakes every Wait and Shutdown to look again. p.mu is held.
+func (p *Pipeline) wakeWaiters() {
+	close(p.idle)
+	p.idle = make(chan struct{})
+}
+
+// enterSink counts a sink running on its caller's goroutine, so that Wait and
+// Shutdown elsewhere wait for it; leave (the function returned) ends it.
+func (p *Pipeline) enterSink() (leave func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.finished {
+		return func() {}
+	}
+	p.sinks++
+	return func() {
+		p.mu.Lock()
+		p.sinks--
+		p.wakeWaiters()
+		p.mu.Unlock()
+	}
 }
 
 // send delivers v on out, blocking under backpressure. It returns false, and

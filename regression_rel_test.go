@@ -1,5 +1,3 @@
-//go:build bugrepro
-
 package pipeline_test
 
 import (
@@ -16,17 +14,14 @@ import (
 	"github.com/ec0f1147/pipeline"
 )
 
-// Library bugs found by the reliability tests (issue 6), one minimal
-// reproduction each. Each failed when written; all but
-// TestBugRel_Reduce_ShutdownReportsSuccessThenTheSinkFails are fixed, and
-// the fixed ones stay as regression checks. Run with:
-// go test -tags bugrepro -run TestBugRel -v .
+// Regression checks for library bugs found by the reliability tests (issue
+// 6), one minimal reproduction each. Each failed when written; all are fixed.
 
 // FromChan takes a value from ch, then finds emit refusing it after Stop
 // (output full, or Stop seen first): the value is neither delivered nor left
 // in ch. FromChan's doc promises values not emitted stay in ch, "not lost".
 // Found by the Stop-loses-nothing tests; happens on every run below.
-func TestBugRel_FromChan_StopLosesTheItemInHand(t *testing.T) {
+func TestRegression_FromChan_StopLosesTheItemInHand(t *testing.T) {
 	const n = 100
 	ch := make(chan int, n)
 	for i := range n {
@@ -49,7 +44,7 @@ func TestBugRel_FromChan_StopLosesTheItemInHand(t *testing.T) {
 // a downstream stage sharing the limiter then waits for that slot forever
 // and never reads: deadlock (design invariant 6: no deadlock for any input).
 // Found by TestProperty_Limiter_BoundsCallsAcrossStagesAndPipelines (it hung).
-func TestBugRel_FlatMapWithSharedLimiter_Deadlocks(t *testing.T) {
+func TestRegression_FlatMapWithSharedLimiter_Deadlocks(t *testing.T) {
 	lim := pipeline.NewLimiter(1)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -71,7 +66,7 @@ func TestBugRel_FlatMapWithSharedLimiter_Deadlocks(t *testing.T) {
 // Sizes and counts too large to allocate panic on the caller's goroutine
 // (makechan/makeslice: size out of range) instead of returning an error
 // wrapping ErrInvalidArgument (or working): "never a panic".
-func TestBugRel_HugeSizes_PanicOnTheCaller(t *testing.T) {
+func TestRegression_HugeSizes_PanicOnTheCaller(t *testing.T) {
 	ok := func(_ context.Context, v int) (int, error) { return v, nil }
 	cases := map[string]func(p *pipeline.Pipeline, in <-chan int) <-chan int{
 		"Buffer(MaxInt)":     func(p *pipeline.Pipeline, in <-chan int) <-chan int { return pipeline.Buffer(p, in, math.MaxInt) },
@@ -118,7 +113,7 @@ func TestBugRel_HugeSizes_PanicOnTheCaller(t *testing.T) {
 // process with a fatal "out of memory" that no recover can catch, and
 // math.MaxInt fails the pipeline with a makeslice panic. Bounded memory says
 // a batch should cost what it holds. The crash runs in a child process.
-func TestBugRel_Batch_HugeSizeCrashesTheProcess(t *testing.T) {
+func TestRegression_Batch_HugeSizeCrashesTheProcess(t *testing.T) {
 	if size := os.Getenv("REL_BATCH_SIZE"); size != "" {
 		n := map[string]int{"maxint": math.MaxInt, "1<<40": 1 << 40}[size]
 		p := pipeline.New(context.Background())
@@ -130,7 +125,7 @@ func TestBugRel_Batch_HugeSizeCrashesTheProcess(t *testing.T) {
 	}
 	for _, size := range []string{"maxint", "1<<40"} {
 		t.Run(size, func(t *testing.T) {
-			cmd := exec.Command(os.Args[0], "-test.run=^TestBugRel_Batch_HugeSizeCrashesTheProcess$", "-test.v")
+			cmd := exec.Command(os.Args[0], "-test.run=^TestRegression_Batch_HugeSizeCrashesTheProcess$", "-test.v")
 			cmd.Env = append(os.Environ(), "REL_BATCH_SIZE="+size)
 			out, err := cmd.CombinedOutput()
 			assert.NoError(t, err, "Batch(size %s) in a child process:\n%s", size, relFirstBytes(out, 1500))
@@ -148,7 +143,7 @@ func relFirstBytes(b []byte, n int) []byte {
 // A stage whose function panicked reports Busy = 1 forever: In was counted,
 // the call never was (engine.go, runWorkers/runOrdered count "called" only
 // after the step returns). Stats after Wait should show nothing running.
-func TestBugRel_Stats_BusyAfterWaitWhenFnPanicked(t *testing.T) {
+func TestRegression_Stats_BusyAfterWaitWhenFnPanicked(t *testing.T) {
 	p := pipeline.New(context.Background())
 	out := pipeline.FanOut(p, pipeline.Generate(p, 1, 2, 3), 1, func(_ context.Context, v int) (int, error) {
 		if v == 2 {
@@ -193,22 +188,18 @@ func relShutdownDuringReduce(t *testing.T) (reduceErr, shutdownErr, waitErr erro
 // still folds buffered items. fail then ignored errors once Wait had returned,
 // so a later panic in fn was dropped and Reduce returned nil ("panics become
 // errors"). Found by the chaos run (Reduce sink, Shutdown action).
-func TestBugRel_Reduce_PanicAfterShutdownIsLost(t *testing.T) {
+func TestRegression_Reduce_PanicAfterShutdownIsLost(t *testing.T) {
 	reduceErr, _, _ := relShutdownDuringReduce(t)
 	var pe *pipeline.PanicError
 	assert.ErrorAs(t, reduceErr, &pe, "the panic in Reduce's fn must be reported")
 }
 
-// Still open: the same run, after the fix above. Shutdown returns nil as soon
-// as the stage goroutines have ended, then the Reduce sink panics and the
-// pipeline's result becomes that panic: Shutdown reported success for a
-// pipeline that failed, and Wait's result changed after it had returned nil
-// ("each call returns the same result"). Counting a sink that runs on the
-// caller's goroutine (Reduce, Collect, All, First, Drain) as running until it
-// returns would make Shutdown and Wait wait for it. Found by the chaos run
-// (PIPELINE_SOAK=20000, run 11108: "Shutdown returned <nil>, Wait pipeline:
-// stage reduce: panic").
-func TestBugRel_Reduce_ShutdownReportsSuccessThenTheSinkFails(t *testing.T) {
+// The same run: Shutdown used to return nil as soon as the stage goroutines
+// had ended, then the Reduce sink panicked and the pipeline's result became
+// that panic. A sink on the caller's goroutine now counts as running until it
+// returns, so Shutdown and Wait report its failure. Found by the chaos run
+// (PIPELINE_SOAK=20000, run 11108).
+func TestRegression_Reduce_ShutdownReportsSuccessThenTheSinkFails(t *testing.T) {
 	reduceErr, shutdownErr, waitErr := relShutdownDuringReduce(t)
 	var pe *pipeline.PanicError
 	require.ErrorAs(t, reduceErr, &pe)
@@ -220,7 +211,7 @@ func TestBugRel_Reduce_ShutdownReportsSuccessThenTheSinkFails(t *testing.T) {
 // recorded ctx's cause even though Wait had already returned nil: later Wait
 // calls returned it, breaking "each call returns the same result". Found by
 // the chaos run (action "shutdown").
-func TestBugRel_Shutdown_EndedContextAfterFinishChangesWaitResult(t *testing.T) {
+func TestRegression_Shutdown_EndedContextAfterFinishChangesWaitResult(t *testing.T) {
 	for range 50 {
 		p := pipeline.New(context.Background())
 		require.NoError(t, pipeline.Drain(p, pipeline.Generate(p, 1, 2, 3)))
