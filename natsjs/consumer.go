@@ -65,8 +65,10 @@ func Backoff(delay func(delivery int) time.Duration) Option {
 // Prefetch sets how many messages a [Source] asks the server for ahead of the
 // pipeline (the pull batch, nats.go's PullMaxMessages): they wait, un-acked,
 // in the client until the pipeline takes them. A larger batch means fewer
-// round trips; a smaller one fewer messages held when the process dies.
-// The default is 128.
+// round trips and more throughput; a smaller one fewer messages held when
+// the process dies, and less risk that a message waits past AckWait when
+// items are slow (keep Prefetch below AckWait × throughput). The default is
+// half the consumer's MaxAckPending, at most 500 (nats.go's own default).
 func Prefetch(n int) Option {
 	return func(c *Consumer) { c.prefetch = n }
 }
@@ -85,7 +87,7 @@ func DefaultBackoff(delivery int) time.Duration {
 }
 
 const (
-	defaultPrefetch   = 128
+	defaultPrefetch   = 500
 	defaultMaxDeliver = 5
 	// settleTimeout bounds a dead-letter publish and the wait for a
 	// downstream publish's acknowledgement.
@@ -116,6 +118,9 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, cons jetstream.Con
 	cfg := info.Config
 	c := &Consumer{js: js, cons: cons, name: info.Stream + "/" + info.Name, deadLetter: deadLetter,
 		maxDeliver: cfg.MaxDeliver, backoff: DefaultBackoff, prefetch: defaultPrefetch}
+	if cfg.MaxAckPending > 0 {
+		c.prefetch = min(defaultPrefetch, max(1, cfg.MaxAckPending/2))
+	}
 	if c.maxDeliver <= 0 {
 		c.maxDeliver = defaultMaxDeliver
 	}

@@ -53,8 +53,9 @@
 //
 // The [Source] pulls only as fast as the pipeline drains: it asks the server
 // for more only when it is about to emit, so a worker never holds more
-// un-acked messages than its [Prefetch] buffer plus what the pipeline's
+// un-acked messages than its [Prefetch] batch plus what the pipeline's
 // buffers and workers can take. The consumer's MaxAckPending bounds the total
-// across all workers on the server side; its AckWait must be longer than an
-// item takes to cross the pipeline, or items are delivered twice.
+// across all workers on the server side (and Prefetch defaults to half of
+// it); its AckWait must be longer than a message takes from the server to the
+// sink, prefetch wait included, or it is delivered twice.
 package natsjs
