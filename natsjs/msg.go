@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -48,7 +49,7 @@ func (m *Msg[T]) Data() []byte { return m.d.raw.Data() }
 // Deliveries returns how many times the server has delivered the message,
 // this delivery included: more than 1 means it was delivered before, to this
 // worker or another, and not acked then.
-func (m *Msg[T]) Deliveries() int { return int(m.d.meta.NumDelivered) }
+func (m *Msg[T]) Deliveries() int { return int(m.d.delivered) }
 
 // ID returns "stream:sequence", which names the message uniquely and stays
 // the same across redeliveries: the key for an idempotent sink. [Publish]
@@ -93,15 +94,65 @@ func (f *itemFailure) Unwrap() error { return f.err }
 
 // delivery is one delivery of one message and the state of its settlement.
 type delivery struct {
-	raw  jetstream.Msg
-	meta *jetstream.MsgMetadata
-	c    *Consumer
-	r    *run
-	done atomic.Bool
+	raw       jetstream.Msg
+	c         *Consumer
+	delivered uint64 // how many times the server has delivered it
+	done      atomic.Bool
+	metaOnce  sync.Once
+	meta      *jetstream.MsgMetadata
+	// the run that tracks it, and its neighbours in the run's list
+	r          *run
+	prev, next *delivery
+}
+
+// metadata parses the message's JetStream metadata once, when first needed.
+func (d *delivery) metadata() *jetstream.MsgMetadata {
+	d.metaOnce.Do(func() {
+		m, err := d.raw.Metadata()
+		if err != nil {
+			// Only a message that is not from JetStream has none; the
+			// consumer API never delivers one.
+			m = &jetstream.MsgMetadata{NumDelivered: d.delivered}
+		}
+		d.meta = m
+	})
+	return d.meta
 }
 
 func (d *delivery) id() string {
-	return d.meta.Stream + ":" + strconv.FormatUint(d.meta.Sequence.Stream, 10)
+	m := d.metadata()
+	return m.Stream + ":" + strconv.FormatUint(m.Sequence.Stream, 10)
+}
+
+// numDelivered reads the delivery count from a JetStream ack subject,
+// $JS.ACK.<stream>.<consumer>.<delivered>.… (9 tokens) or
+// $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.… (11 or more),
+// without allocating: the one piece of metadata every message needs.
+func numDelivered(reply string) (uint64, bool) {
+	const prefix = "$JS.ACK."
+	if !strings.HasPrefix(reply, prefix) {
+		return 0, false
+	}
+	pos := 0
+	switch dots := strings.Count(reply, "."); {
+	case dots == 8:
+		pos = 4
+	case dots >= 10:
+		pos = 6
+	default:
+		return 0, false
+	}
+	start := 0
+	for i := 0; i < pos; i++ {
+		j := strings.IndexByte(reply[start:], '.')
+		start += j + 1
+	}
+	tok := reply[start:]
+	if j := strings.IndexByte(tok, '.'); j >= 0 {
+		tok = tok[:j]
+	}
+	n, err := strconv.ParseUint(tok, 10, 64)
+	return n, err == nil && n > 0
 }
 
 // claim reports whether the caller is the one to settle d: true exactly once.
@@ -142,7 +193,7 @@ func (d *delivery) fail(err error, permanent bool) {
 	if !d.claim() {
 		return
 	}
-	n := int(d.meta.NumDelivered)
+	n := int(d.delivered)
 	if !permanent && n < d.c.maxDeliver {
 		d.settle(d.raw.NakWithDelay(d.c.backoff(n)), &d.c.stats.retried)
 		return
@@ -160,44 +211,57 @@ func (d *delivery) dead(cause error) {
 			h[k] = v
 		}
 	}
+	meta := d.metadata()
 	h.Set(HeaderError, cause.Error())
 	h.Set(HeaderSubject, d.raw.Subject())
-	h.Set(HeaderStream, d.meta.Stream)
-	h.Set(HeaderSequence, strconv.FormatUint(d.meta.Sequence.Stream, 10))
-	h.Set(HeaderDeliveries, strconv.FormatUint(d.meta.NumDelivered, 10))
+	h.Set(HeaderStream, meta.Stream)
+	h.Set(HeaderSequence, strconv.FormatUint(meta.Sequence.Stream, 10))
+	h.Set(HeaderDeliveries, strconv.FormatUint(d.delivered, 10))
 	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 	defer cancel()
 	dl := &nats.Msg{Subject: d.c.deadLetter, Data: d.raw.Data(), Header: h}
 	if _, err := d.c.js.PublishMsg(ctx, dl, jetstream.WithMsgID("dead:"+d.id())); err != nil {
-		d.settle(d.raw.NakWithDelay(d.c.backoff(int(d.meta.NumDelivered))), &d.c.stats.retried)
+		d.settle(d.raw.NakWithDelay(d.c.backoff(int(d.delivered))), &d.c.stats.retried)
 		return
 	}
 	d.settle(d.raw.TermWithReason(cause.Error()), &d.c.stats.dead)
 }
 
-// run tracks the messages one Source has emitted and not yet settled.
+// run tracks the messages one Source has emitted and not yet settled, in a
+// list threaded through them (no allocation, no hashing per message).
 type run struct {
 	mu   sync.Mutex
-	live map[*delivery]struct{}
+	head delivery // sentinel: head.next is the oldest
+}
+
+func newRun() *run {
+	r := &run{}
+	r.head.next, r.head.prev = &r.head, &r.head
+	return r
 }
 
 func (r *run) track(d *delivery) {
 	r.mu.Lock()
-	r.live[d] = struct{}{}
+	d.r, d.prev, d.next = r, r.head.prev, &r.head
+	r.head.prev.next = d
+	r.head.prev = d
 	r.mu.Unlock()
 }
 
 func (r *run) forget(d *delivery) {
 	r.mu.Lock()
-	delete(r.live, d)
+	if d.next != nil {
+		d.prev.next, d.next.prev = d.next, d.prev
+		d.prev, d.next = nil, nil
+	}
 	r.mu.Unlock()
 }
 
 // releaseLeftovers Naks every message still unsettled and returns how many.
 func (r *run) releaseLeftovers() int {
 	r.mu.Lock()
-	left := make([]*delivery, 0, len(r.live))
-	for d := range r.live {
+	var left []*delivery
+	for d := r.head.next; d != &r.head; d = d.next {
 		left = append(left, d)
 	}
 	r.mu.Unlock()

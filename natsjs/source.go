@@ -42,7 +42,7 @@ func Source[T any](p *pipeline.Pipeline, c *Consumer, decode func(data []byte) (
 	if c == nil || decode == nil {
 		return failed[*Msg[T]](p, "Source", "nil Consumer or decode")
 	}
-	r := &run{live: make(map[*delivery]struct{})}
+	r := newRun()
 	register(p, r)
 	opts = append([]pipeline.StageOption{pipeline.Name("natsjs.source")}, opts...)
 	return pipeline.Produce(p, func(ctx context.Context, emit func(*Msg[T]) error) error {
@@ -81,15 +81,14 @@ func Source[T any](p *pipeline.Pipeline, c *Consumer, decode func(data []byte) (
 
 // receive starts tracking a message taken from the server.
 func (c *Consumer) receive(raw jetstream.Msg, r *run) *delivery {
-	meta, err := raw.Metadata()
-	if err != nil {
-		// Only a message that is not from JetStream has no metadata; the
-		// consumer API never delivers one. Keep going with what is known.
-		meta = &jetstream.MsgMetadata{NumDelivered: 1}
+	d := &delivery{raw: raw, c: c}
+	n, ok := numDelivered(raw.Reply())
+	if !ok {
+		n = max(d.metadata().NumDelivered, 1)
 	}
-	d := &delivery{raw: raw, meta: meta, c: c, r: r}
+	d.delivered = n
 	c.stats.received.Add(1)
-	if meta.NumDelivered > 1 {
+	if n > 1 {
 		c.stats.redelivered.Add(1)
 	}
 	c.stats.inFlight.Add(1)
