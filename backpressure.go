@@ -12,11 +12,11 @@ import (
 // [Pipeline.Stop] it goes on until its input closes. n < 1 or a nil in is an
 // invalid argument.
 func Buffer[T any](p *Pipeline, in <-chan T, n int) <-chan T {
-	return forward(p, "buffer", in, n, nil, func(out chan T, ctr *counters, v T) bool {
-		if !send(p, out, v) {
+	return forward(p, "buffer", in, n, nil, func(out chan T, t *tally, v T) bool {
+		if !send(p, t, out, v) {
 			return false
 		}
-		ctr.out.Add(1)
+		t.out++
 		return true
 	})
 }
@@ -29,12 +29,12 @@ func Buffer[T any](p *Pipeline, in <-chan T, n int) <-chan T {
 // Stop behave as in [Buffer]. n < 1 or a nil in is an invalid argument.
 func DropOnFull[T any](p *Pipeline, in <-chan T, n int, opts ...StageOption) <-chan T {
 	tell := discarder[T]()
-	return forward(p, "droponfull", in, n, opts, func(out chan T, ctr *counters, v T) bool {
+	return forward(p, "droponfull", in, n, opts, func(out chan T, t *tally, v T) bool {
 		select {
 		case out <- v:
-			ctr.out.Add(1)
+			t.out++
 		default:
-			ctr.dropped.Add(1)
+			t.dropped++
 			if tell {
 				discard(v, ErrDropped)
 			}
@@ -63,24 +63,27 @@ func Throttle[T any](p *Pipeline, in <-chan T, every time.Duration, burst int, o
 			return "burst must be >= 1"
 		}
 		return ""
-	}, func(out chan T, ctr *counters, v T) bool {
+	}, func(out chan T, t *tally, v T) bool {
 		r := lim.Reserve() // never fails: burst >= 1 and one token per item
-		if !p.sleep(r.Delay()) {
-			r.Cancel()
-			p.noteCancel()
+		if d := r.Delay(); d > 0 {
+			t.idle()
+			if !p.sleep(d) {
+				r.Cancel()
+				p.noteCancel()
+				return false
+			}
+		}
+		if !send(p, t, out, v) {
 			return false
 		}
-		if !send(p, out, v) {
-			return false
-		}
-		ctr.out.Add(1)
+		t.out++
 		return true
 	})
 }
 
 // forward runs a one-goroutine stage whose output queue holds n items and
 // whose handle passes one item on.
-func forward[T any](p *Pipeline, kind string, in <-chan T, n int, opts []StageOption, handle func(out chan T, ctr *counters, v T) bool) <-chan T {
+func forward[T any](p *Pipeline, kind string, in <-chan T, n int, opts []StageOption, handle func(out chan T, t *tally, v T) bool) <-chan T {
 	if n >= 1 {
 		opts = append(opts, BufferSize(n))
 	}
@@ -93,7 +96,7 @@ func forward[T any](p *Pipeline, kind string, in <-chan T, n int, opts []StageOp
 }
 
 // forwardChecked is forward with a custom argument check (empty: fine).
-func forwardChecked[T any](p *Pipeline, kind string, in <-chan T, opts []StageOption, check func() string, handle func(out chan T, ctr *counters, v T) bool) <-chan T {
+func forwardChecked[T any](p *Pipeline, kind string, in <-chan T, opts []StageOption, check func() string, handle func(out chan T, t *tally, v T) bool) <-chan T {
 	bad := check()
 	s, _, out, in, ok := transform[T, T](p, kind, in, 1, "", optsBasic, opts)
 	if ok && bad != "" {
@@ -104,17 +107,21 @@ func forwardChecked[T any](p *Pipeline, kind string, in <-chan T, opts []StageOp
 	if !ok {
 		return out
 	}
-	ctr := &s.ctr[0]
+	t := &tally{c: &s.ctr[0]}
 	goWorker(p, s, nil, func() {
-		for v := range in {
+		defer t.idle()
+		for {
+			v, ok := recv(t, in)
+			if !ok {
+				return
+			}
 			if p.halted() {
 				p.noteCancel()
 				return
 			}
-			ctr.in.Add(1)
-			ok := handle(out, ctr, v)
-			ctr.called.Add(1)
-			if !ok {
+			t.in++
+			t.tick()
+			if !handle(out, t, v) {
 				return
 			}
 		}

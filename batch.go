@@ -20,9 +20,10 @@ func Batch[T any](p *Pipeline, in <-chan T, size int, maxWait time.Duration, opt
 	if !ok {
 		return out
 	}
-	ctr := &s.ctr[0]
+	t := &tally{c: &s.ctr[0]}
 	goWorker(p, s, nil, func() {
-		b := batcher[T]{p: p, out: out, ctr: ctr, size: size}
+		defer t.idle()
+		b := batcher[T]{p: p, out: out, t: t, size: size}
 		if maxWait <= 0 {
 			b.bySize(in)
 		} else {
@@ -35,7 +36,7 @@ func Batch[T any](p *Pipeline, in <-chan T, size int, maxWait time.Duration, opt
 type batcher[T any] struct {
 	p    *Pipeline
 	out  chan []T
-	ctr  *counters
+	t    *tally
 	size int
 	cur  []T
 }
@@ -47,9 +48,9 @@ func (b *batcher[T]) add(v T) bool {
 		// reserve size items up front.
 		b.cur = make([]T, 0, min(b.size, 4096))
 	}
-	b.ctr.in.Add(1)
+	b.t.in++
+	b.t.tick()
 	b.cur = append(b.cur, v)
-	b.ctr.called.Add(1)
 	if len(b.cur) < b.size {
 		return true
 	}
@@ -67,10 +68,10 @@ func (b *batcher[T]) flush() bool {
 		return true
 	}
 	n := uint64(len(b.cur))
-	if !send(b.p, b.out, b.cur) {
+	if !send(b.p, b.t, b.out, b.cur) {
 		return false
 	}
-	b.ctr.out.Add(n)
+	b.t.out += n
 	b.cur = nil
 	return true
 }
@@ -96,6 +97,7 @@ func (b *batcher[T]) bySize(in <-chan T) {
 			continue
 		default:
 		}
+		b.t.idle()
 		select {
 		case v, ok := <-in:
 			if !ok {
@@ -131,6 +133,7 @@ func (b *batcher[T]) byTime(in <-chan T, maxWait time.Duration) {
 		select {
 		case v, ok = <-in:
 		default:
+			b.t.idle()
 			select {
 			case v, ok = <-in:
 			case <-expired:
@@ -181,21 +184,26 @@ func Unbatch[T any](p *Pipeline, in <-chan []T, opts ...StageOption) <-chan T {
 	if !ok {
 		return out
 	}
-	ctr := &s.ctr[0]
+	t := &tally{c: &s.ctr[0]}
 	goWorker(p, s, nil, func() {
-		for b := range in {
-			ctr.in.Add(uint64(len(b)))
+		defer t.idle()
+		for {
+			b, ok := recv(t, in)
+			if !ok {
+				return
+			}
+			t.in += uint64(len(b))
 			for _, v := range b {
 				if p.halted() {
 					p.noteCancel()
 					return
 				}
-				if !send(p, out, v) {
+				if !send(p, t, out, v) {
 					return
 				}
-				ctr.out.Add(1)
+				t.out++
+				t.tick()
 			}
-			ctr.called.Add(uint64(len(b)))
 		}
 	}, closer(1, out))
 	return out

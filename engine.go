@@ -72,7 +72,7 @@ func newCaller[T, R any](p *Pipeline, s *stage, cfg *stageConfig, fn func(contex
 
 // call runs the function on v: once, or as the stage's Retry option says,
 // each attempt under its Timeout and holding a slot of its Limiter.
-func (c *caller[T, R]) call(ctr *counters, v T) (R, error) {
+func (c *caller[T, R]) call(t *tally, v T) (R, error) {
 	if !c.slow {
 		return c.fn(c.p.ctx, v)
 	}
@@ -82,7 +82,8 @@ func (c *caller[T, R]) call(ctr *counters, v T) (R, error) {
 		if err == nil || attempt >= attempts || c.p.halted() {
 			return r, err
 		}
-		ctr.retries.Add(1)
+		t.retries++
+		t.publish() // the call waits: show the retry now
 		if !c.p.sleep(c.backoff(attempt)) {
 			return r, err
 		}
@@ -159,8 +160,8 @@ func (p *Pipeline) sleep(d time.Duration) bool {
 // should go on (the item was skipped through OnError). An error that arrives
 // after the pipeline's context is done is a consequence of that, not a new
 // failure.
-func settle(p *Pipeline, s *stage, cfg *stageConfig, ctr *counters, item any, err error) bool {
-	ctr.errors.Add(1)
+func settle(p *Pipeline, s *stage, cfg *stageConfig, t *tally, item any, err error) bool {
+	t.errors++
 	if p.halted() {
 		p.noteCancel()
 		return false
@@ -183,10 +184,11 @@ func settle(p *Pipeline, s *stage, cfg *stageConfig, ctr *counters, item any, er
 type step[T, R any] func(v T) (res R, send bool, ok bool)
 
 // runWorkers starts workers goroutines that share the input: each takes an
-// item, runs its step (made by mk with the worker's own counters) and sends
-// the result on out (out is nil for a sink). The last worker to return closes
-// out. Items arrive in no particular order.
-func runWorkers[T, R any](p *Pipeline, s *stage, in <-chan T, out chan R, workers int, mk func(ctr *counters) step[T, R]) {
+// item, runs its step (made by mk with the worker's own tally) and sends the
+// result on out (out is nil for a sink). With calls, each item starts a call
+// of a user function that may block, shown in Busy at once. The last worker
+// to return closes out. Items arrive in no particular order.
+func runWorkers[T, R any](p *Pipeline, s *stage, in <-chan T, out chan R, workers int, calls bool, mk func(t *tally) step[T, R]) {
 	var done func(bool)
 	if out != nil {
 		done = closer(workers, out)
@@ -194,27 +196,36 @@ func runWorkers[T, R any](p *Pipeline, s *stage, in <-chan T, out chan R, worker
 		done = func(bool) {}
 	}
 	for i := 0; i < workers; i++ {
-		ctr := &s.ctr[i]
-		st := mk(ctr)
+		t := &tally{c: &s.ctr[i]}
+		st := mk(t)
 		var cur T
 		goWorker(p, s, func() any { return cur }, func() {
-			for v := range in {
+			defer t.idle()
+			for {
+				v, ok := recv(t, in)
+				if !ok {
+					return
+				}
 				if p.halted() {
 					p.noteCancel()
 					return
 				}
-				ctr.in.Add(1)
+				if calls {
+					t.call()
+				} else {
+					t.in++
+					t.tick()
+				}
 				cur = v
 				res, snd, ok := st(v)
-				ctr.called.Add(1)
 				if !ok {
 					return
 				}
 				if snd {
-					if !send(p, out, res) {
+					if !send(p, t, out, res) {
 						return
 					}
-					ctr.out.Add(1)
+					t.out++
 				}
 			}
 		}, done)
@@ -223,12 +234,12 @@ func runWorkers[T, R any](p *Pipeline, s *stage, in <-chan T, out chan R, worker
 
 // callStep adapts a stage function with its options to a step: an error is
 // settled (skipped or fatal) and the result sent otherwise.
-func callStep[T, R any](c *caller[T, R]) func(*counters) step[T, R] {
-	return func(ctr *counters) step[T, R] {
+func callStep[T, R any](c *caller[T, R]) func(*tally) step[T, R] {
+	return func(t *tally) step[T, R] {
 		return func(v T) (R, bool, bool) {
-			r, err := c.call(ctr, v)
+			r, err := c.call(t, v)
 			if err != nil {
-				return r, false, settle(c.p, c.s, c.cfg, ctr, v, err)
+				return r, false, settle(c.p, c.s, c.cfg, t, v, err)
 			}
 			return r, true, true
 		}
@@ -258,9 +269,10 @@ type slot[R any] struct {
 // put stores the result of item seq and, if it is the next to go out, sends
 // it and every consecutive ready result after it. It reports false if the
 // stage must stop (cancelled or aborted by another worker).
-func (o *reorder[R]) put(p *Pipeline, ctr *counters, out chan R, seq uint64, v R, state uint8) bool {
+func (o *reorder[R]) put(p *Pipeline, t *tally, out chan R, seq uint64, v R, state uint8) bool {
 	o.mu.Lock()
 	for seq-o.nextOut >= uint64(len(o.ring)) && !o.aborted {
+		t.idle()
 		o.room.Wait()
 	}
 	if o.aborted {
@@ -288,7 +300,7 @@ func (o *reorder[R]) put(p *Pipeline, ctr *counters, out chan R, seq uint64, v R
 			continue
 		}
 		o.mu.Unlock()
-		sent := send(p, out, r)
+		sent := send(p, t, out, r)
 		o.mu.Lock()
 		if !sent {
 			o.flushing = false
@@ -297,7 +309,7 @@ func (o *reorder[R]) put(p *Pipeline, ctr *counters, out chan R, seq uint64, v R
 			o.mu.Unlock()
 			return false
 		}
-		ctr.out.Add(1)
+		t.out++
 	}
 	o.flushing = false
 	o.mu.Unlock()
@@ -322,12 +334,16 @@ func runOrdered[T, R any](p *Pipeline, s *stage, in <-chan T, out chan R, worker
 	var nextIn uint64
 	closeOut := closer(workers, out)
 	for i := 0; i < workers; i++ {
-		ctr := &s.ctr[i]
+		t := &tally{c: &s.ctr[i]}
 		var cur T
 		goWorker(p, s, func() any { return cur }, func() {
+			defer t.idle()
 			for {
-				inMu.Lock()
-				v, ok := <-in
+				if !inMu.TryLock() {
+					t.idle()
+					inMu.Lock()
+				}
+				v, ok := recv(t, in)
 				seq := nextIn
 				nextIn++
 				inMu.Unlock()
@@ -339,19 +355,18 @@ func runOrdered[T, R any](p *Pipeline, s *stage, in <-chan T, out chan R, worker
 					o.abort()
 					return
 				}
-				ctr.in.Add(1)
+				t.call()
 				cur = v
-				r, err := c.call(ctr, v)
-				ctr.called.Add(1)
+				r, err := c.call(t, v)
 				state := uint8(1)
 				if err != nil {
-					if !settle(p, s, c.cfg, ctr, v, err) {
+					if !settle(p, s, c.cfg, t, v, err) {
 						o.abort()
 						return
 					}
 					state = 2
 				}
-				if !o.put(p, ctr, out, seq, r, state) {
+				if !o.put(p, t, out, seq, r, state) {
 					return
 				}
 			}

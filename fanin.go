@@ -29,19 +29,24 @@ func Merge[T any](p *Pipeline, ins ...<-chan T) <-chan T {
 	}
 	done := closer(len(ins), out)
 	for i, in := range adopted {
-		ctr := &s.ctr[i]
+		t := &tally{c: &s.ctr[i]}
 		goWorker(p, s, nil, func() {
-			for v := range in {
+			defer t.idle()
+			for {
+				v, ok := recv(t, in)
+				if !ok {
+					return
+				}
 				if p.halted() {
 					p.noteCancel()
 					return
 				}
-				ctr.in.Add(1)
-				ctr.called.Add(1)
-				if !send(p, out, v) {
+				t.in++
+				t.tick()
+				if !send(p, t, out, v) {
 					return
 				}
-				ctr.out.Add(1)
+				t.out++
 			}
 		}, done)
 	}

@@ -17,7 +17,7 @@ func FanOut[T, R any](p *Pipeline, in <-chan T, workers int, fn func(context.Con
 	if !ok {
 		return out
 	}
-	runWorkers(p, s, in, out, workers, callStep(newCaller(p, s, cfg, fn)))
+	runWorkers(p, s, in, out, workers, true, callStep(newCaller(p, s, cfg, fn)))
 	return out
 }
 
@@ -40,7 +40,8 @@ func FanOutOrdered[T, R any](p *Pipeline, in <-chan T, workers int, fn func(cont
 // number of results (zero included) through emit. Results of one call keep
 // the order fn emits them in; results of different calls interleave. emit
 // blocks under backpressure and returns an error once the pipeline is
-// cancelled; fn must then return.
+// cancelled; fn must then return. Call emit from fn's own goroutine, before
+// fn returns.
 //
 // Errors, panics, cancel and Stop behave as in [FanOut]. Under [Retry], what a
 // failed attempt already emitted stays emitted. Under [Limit], a call gives
@@ -57,8 +58,9 @@ func FlatMap[T, R any](p *Pipeline, in <-chan T, workers int, fn func(ctx contex
 	// Each worker has its own emit, bound to its own counters. While a
 	// call's emit waits for room downstream, the call gives back its Limit
 	// slot (if any): a downstream stage sharing the limiter may need it.
-	runWorkers(p, s, in, out, workers, func(ctr *counters) step[T, R] {
+	runWorkers(p, s, in, out, workers, true, func(t *tally) step[T, R] {
 		var slot *heldSlot // the current call's Limit slot
+		ctr := t.c
 		emit := func(r R) error {
 			if p.halted() {
 				p.noteCancel()
@@ -67,12 +69,12 @@ func FlatMap[T, R any](p *Pipeline, in <-chan T, workers int, fn func(ctx contex
 			select {
 			case out <- r:
 			default:
-				if err := slot.yield(p.ctx, func() bool { return send(p, out, r) }); err != nil {
+				if err := slot.yield(p.ctx, func() bool { return send(p, nil, out, r) }); err != nil {
 					p.noteCancel()
 					return err
 				}
 			}
-			ctr.out.Add(1)
+			ctr.emitted.Add(1)
 			return nil
 		}
 		c := newCaller(p, s, cfg, func(ctx context.Context, v T) (struct{}, error) {
@@ -80,8 +82,8 @@ func FlatMap[T, R any](p *Pipeline, in <-chan T, workers int, fn func(ctx contex
 			return struct{}{}, fn(ctx, v, emit)
 		})
 		return func(v T) (r R, _ bool, ok bool) {
-			if _, err := c.call(ctr, v); err != nil {
-				return r, false, settle(p, s, cfg, ctr, v, err)
+			if _, err := c.call(t, v); err != nil {
+				return r, false, settle(p, s, cfg, t, v, err)
 			}
 			return r, false, true
 		}
@@ -100,21 +102,26 @@ func Tee[T any](p *Pipeline, in <-chan T, n int) []<-chan T {
 	if !ok {
 		return readOnly(outs)
 	}
-	ctr := &s.ctr[0]
+	t := &tally{c: &s.ctr[0]}
 	goWorker(p, s, nil, func() {
-		for v := range in {
+		defer t.idle()
+		for {
+			v, ok := recv(t, in)
+			if !ok {
+				return
+			}
 			if p.halted() {
 				p.noteCancel()
 				return
 			}
-			ctr.in.Add(1)
+			t.in++
+			t.tick()
 			for _, o := range outs {
-				if !send(p, o, v) {
+				if !send(p, t, o, v) {
 					return
 				}
 			}
-			ctr.called.Add(1)
-			ctr.out.Add(1)
+			t.out++
 		}
 	}, closer(1, outs...))
 	return readOnly(outs)
@@ -131,25 +138,30 @@ func Partition[T any](p *Pipeline, in <-chan T, n int, route func(T) int) []<-ch
 	if !ok {
 		return readOnly(outs)
 	}
-	ctr := &s.ctr[0]
+	t := &tally{c: &s.ctr[0]}
 	var cur T
 	goWorker(p, s, func() any { return cur }, func() {
-		for v := range in {
+		defer t.idle()
+		for {
+			v, ok := recv(t, in)
+			if !ok {
+				return
+			}
 			if p.halted() {
 				p.noteCancel()
 				return
 			}
-			ctr.in.Add(1)
+			t.in++
+			t.tick()
 			cur = v
 			i := route(v) % n
 			if i < 0 {
 				i += n
 			}
-			ctr.called.Add(1)
-			if !send(p, outs[i], v) {
+			if !send(p, t, outs[i], v) {
 				return
 			}
-			ctr.out.Add(1)
+			t.out++
 		}
 	}, closer(1, outs...))
 	return readOnly(outs)

@@ -89,7 +89,8 @@ func FromChan[T any](p *Pipeline, ch <-chan T, opts ...StageOption) <-chan T {
 // Produce is a source driven by fn: fn calls emit for each item and returns
 // when it has no more. emit blocks while downstream is full (backpressure) and
 // returns a non-nil error once the pipeline is cancelled (the cause) or stopped
-// ([ErrStopped]); fn must then return. The ctx handed to fn is done in both
+// ([ErrStopped]); fn must then return. emit is safe to call from several
+// goroutines, until fn returns. The ctx handed to fn is done in both
 // cases too, so fn can give up a blocking call.
 //
 // fn returning nil, [ErrStopped], or (after Stop) its ctx's error is a clean
@@ -129,6 +130,10 @@ func source[T any](p *Pipeline, kind string, opts []StageOption, bad error, fn f
 	}
 	ctr := &s.ctr[0]
 	produce := kind == "produce"
+	var t *tally // the built-in sources count on their own goroutine
+	if !produce {
+		t = &tally{c: ctr}
+	}
 	var stop <-chan struct{} // nil: a taken item is delivered despite Stop
 	if produce {
 		stop = p.stopCh
@@ -144,6 +149,7 @@ func source[T any](p *Pipeline, kind string, opts []StageOption, bad error, fn f
 		select {
 		case out <- v:
 		default:
+			t.idle()
 			select {
 			case out <- v:
 			case <-p.done:
@@ -153,7 +159,12 @@ func source[T any](p *Pipeline, kind string, opts []StageOption, bad error, fn f
 				return ErrStopped
 			}
 		}
-		ctr.out.Add(1)
+		if t != nil {
+			t.out++
+			t.tick()
+		} else {
+			ctr.emitted.Add(1) // Produce's emit may be called from any goroutine
+		}
 		return nil
 	}
 	ctx, cancel := p.ctx, context.CancelFunc(func() {})
@@ -171,6 +182,7 @@ func source[T any](p *Pipeline, kind string, opts []StageOption, bad error, fn f
 			p.fail(&StageError{Stage: s.name, Err: err})
 		}
 	}, func(bool) {
+		t.idle()
 		cancel()
 		close(out)
 	})
