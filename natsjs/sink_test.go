@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ec0f1147/pipeline"
 	"github.com/ec0f1147/pipeline/natsjs"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -27,11 +30,17 @@ func square(_ context.Context, j job) (result, error) {
 // publishRun runs Source → Map(square) → Publish(subject) on c until the
 // consumer has settled n messages, then stops it and returns its result.
 func publishRun(t *testing.T, e *env, c *natsjs.Consumer, subject string, n uint64) error {
+	return publishRunBounded(t, e.js, c, subject, n, 16)
+}
+
+// publishRunBounded is publishRun through js with at most maxInFlight
+// publishes awaiting their ack.
+func publishRunBounded(t *testing.T, js jetstream.JetStream, c *natsjs.Consumer, subject string, n uint64, maxInFlight int) error {
 	t.Helper()
 	p := pipeline.New(context.Background())
 	out := natsjs.Map(p, natsjs.Source(p, c, natsjs.DecodeJSON[job]), 4, square)
 	res := make(chan error, 1)
-	go func() { res <- natsjs.Publish(p, out, e.js, subject, 16, natsjs.EncodeJSON[result]) }()
+	go func() { res <- natsjs.Publish(p, out, js, subject, maxInFlight, natsjs.EncodeJSON[result]) }()
 	require.Eventually(t, func() bool { st := c.Stats(); return st.Acked+st.Dead == n }, 30*time.Second, time.Millisecond,
 		"not settled: %v", c.Stats())
 	p.Stop()
@@ -216,4 +225,63 @@ func TestAck_NaksWhatAStageLostAndReportsErrUnsettled(t *testing.T) {
 	assert.Equal(t, uint64(n/2), st.Acked)
 	assert.Equal(t, uint64(n/2), st.Released, "the lost messages were handed back")
 	assert.Zero(t, st.InFlight)
+}
+
+// slowAcks is a JetStream whose publish acknowledgements arrive 5ms late, and
+// which records how many publishes were awaiting one at most.
+type slowAcks struct {
+	jetstream.JetStream
+	c       *natsjs.Consumer
+	calls   atomic.Int64
+	maxWait atomic.Int64
+	wg      sync.WaitGroup
+}
+
+type slowFuture struct {
+	jetstream.PubAckFuture
+	ok  chan *jetstream.PubAck
+	err chan error
+}
+
+func (f *slowFuture) Ok() <-chan *jetstream.PubAck { return f.ok }
+func (f *slowFuture) Err() <-chan error            { return f.err }
+
+func (s *slowAcks) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	// Publishes awaiting their ack, this one included: a publish is confirmed
+	// (Stats.Published) before its slot is freed.
+	waiting := s.calls.Add(1) - int64(s.c.Stats().Published)
+	for cur := s.maxWait.Load(); waiting > cur && !s.maxWait.CompareAndSwap(cur, waiting); cur = s.maxWait.Load() {
+	}
+	f, err := s.JetStream.PublishMsgAsync(m, opts...)
+	if err != nil {
+		return nil, err
+	}
+	slow := &slowFuture{PubAckFuture: f, ok: make(chan *jetstream.PubAck, 1), err: make(chan error, 1)}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		select {
+		case a := <-f.Ok():
+			time.Sleep(5 * time.Millisecond)
+			slow.ok <- a
+		case err := <-f.Err():
+			slow.err <- err
+		}
+	}()
+	return slow, nil
+}
+
+func TestPublish_HasAtMostMaxInFlightPublishesAwaitingTheirAck(t *testing.T) {
+	const n, maxInFlight = 40, 3
+	e := newEnv(t)
+	e.publishJobs(0, n)
+	c := e.consumer("work", time.Minute)
+	js := &slowAcks{JetStream: e.js, c: c}
+
+	require.NoError(t, publishRunBounded(t, js, c, doneSubject, n, maxInFlight))
+	js.wg.Wait()
+
+	assert.Equal(t, int64(maxInFlight), js.maxWait.Load(), "the bound is reached and never passed")
+	assert.Equal(t, uint64(n), c.Stats().Published)
+	assert.Len(t, e.streamMsgs("DONE"), n)
 }
