@@ -163,7 +163,7 @@ func (c *Consumer) Stats() Stats { return c.stats.snapshot() }
 
 // Stats counts what happened to the messages of a [Consumer].
 // Once every pipeline reading it has ended cleanly, InFlight is 0 and
-// Received = Acked + Retried + Dead + Released.
+// Received = Acked + Retried + Dead + Released + SettleErrors.
 type Stats struct {
 	// Received counts messages taken from the server; Redelivered those of
 	// them that had been delivered before (to this worker or another).

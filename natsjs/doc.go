@@ -21,7 +21,7 @@
 //     [ForEach]) or the downstream publish was confirmed by the server
 //     ([Publish]);
 //   - acked when a stage set its item aside on purpose: [pipeline.Filter]
-//     dropped it, [pipeline.DropOnFull] shed it, or an [pipeline.OnError]
+//     dropped it, [pipeline.DropOnFull] shed it, or a [pipeline.OnError]
 //     handler skipped it ([Msg] is a [pipeline.Discarder]);
 //   - Nak'ed with a delay ([Backoff]) when the function of [Map] or [ForEach]
 //     failed on it, so the server delivers it again later, until it has been

@@ -29,9 +29,10 @@ const (
 // [Publish]) settles it. Stages may change Value.
 //
 // Msg is a [pipeline.Discarder]: a core stage that sets it aside on purpose
-// ([pipeline.Filter], [pipeline.DropOnFull], an [pipeline.OnError] handler
+// ([pipeline.Filter], [pipeline.DropOnFull], a [pipeline.OnError] handler
 // that skips it) acks it, so it does not come back. The message is settled
 // once: whatever settles it first wins and later attempts do nothing.
+// Msgs are made by [Source] and [Map] only; the zero Msg is not usable.
 type Msg[T any] struct {
 	Value T
 	d     *delivery

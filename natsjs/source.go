@@ -109,10 +109,12 @@ func (c *Consumer) endRun(p *pipeline.Pipeline, it jetstream.MessagesContext, ca
 		if err != nil {
 			return nil
 		}
-		if raw.Nak() == nil {
-			c.stats.received.Add(1)
-			c.stats.released.Add(1)
+		c.stats.received.Add(1)
+		if raw.Nak() != nil {
+			c.stats.settleErrors.Add(1)
+			continue
 		}
+		c.stats.released.Add(1)
 	}
 }
 
