@@ -84,7 +84,7 @@ func TestSource_RedeliversACancelledWorkersMessagesToAnother(t *testing.T) {
 
 	assert.Equal(t, n, seen.distinct(), "every job handled at least once")
 	assert.GreaterOrEqual(t, b.Stats().Redelivered, uint64(1), "A's messages came back to B")
-	assert.Equal(t, uint64(n), a.Stats().Acked+b.Stats().Acked, "each message acked once")
+	assert.GreaterOrEqual(t, a.Stats().Acked+b.Stats().Acked, uint64(n), "every message acked (twice is allowed: at least once)")
 	assert.Zero(t, b.Stats().InFlight)
 }
 
