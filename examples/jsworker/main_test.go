@@ -102,14 +102,14 @@ func TestRoles_WorkersShareTheJobsAProducerPublished(t *testing.T) {
 		acked, _ := strconv.Atoi(m[2])
 		total += acked
 	}
-	assert.Equal(t, 198, total, "the good jobs acked once, between the two workers")
+	assert.GreaterOrEqual(t, total, 198, "every good job acked, by one worker or the other")
 	results, err := distinctJobs(context.Background(), js, resultsStream, func(m *jetstream.RawStreamMsg) (int, error) {
 		var r Result
 		err := json.Unmarshal(m.Data, &r)
 		return r.ID, err
 	})
 	require.NoError(t, err)
-	assert.Equal(t, 198, results)
+	assert.Equal(t, 198, results, "one result per good job")
 }
 
 func TestRun_ReportsAnUnreachableServer(t *testing.T) {
