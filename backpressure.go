@@ -97,34 +97,13 @@ func forward[T any](p *Pipeline, kind string, in <-chan T, n int, opts []StageOp
 
 // forwardChecked is forward with a custom argument check (empty: fine).
 func forwardChecked[T any](p *Pipeline, kind string, in <-chan T, opts []StageOption, check func() string, handle func(out chan T, t *tally, v T) bool) <-chan T {
-	bad := check()
-	s, _, out, in, ok := transform[T, T](p, kind, in, 1, "", optsBasic, opts)
-	if ok && bad != "" {
-		p.invalid(s, "%s", bad)
-		close(out)
-		return out
-	}
+	s, _, out, in, ok := transform[T, T](p, kind, in, 1, check(), optsBasic, opts)
 	if !ok {
 		return out
 	}
 	t := &tally{c: &s.ctr[0]}
 	goWorker(p, s, nil, func() {
-		defer t.idle()
-		for {
-			v, ok := recv(t, in)
-			if !ok {
-				return
-			}
-			if p.halted() {
-				p.noteCancel()
-				return
-			}
-			t.in++
-			t.tick()
-			if !handle(out, t, v) {
-				return
-			}
-		}
+		eachItem(p, t, in, false, func(v T) bool { return handle(out, t, v) })
 	}, closer(1, out))
 	return out
 }

@@ -1,6 +1,9 @@
 package pipeline
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Batch groups the items of in, in order, into slices of at most size items.
 // A batch is sent when it holds size items, or when maxWait has passed since
@@ -11,12 +14,11 @@ import "time"
 // items, not batches, in In and Out. On cancel the partial batch is
 // discarded. size < 1 or a nil in is an invalid argument.
 func Batch[T any](p *Pipeline, in <-chan T, size int, maxWait time.Duration, opts ...StageOption) <-chan []T {
-	s, _, out, in, ok := transform[T, []T](p, "batch", in, 1, "", optsBasic, opts)
-	if ok && size < 1 {
-		p.invalid(s, "size = %d, must be >= 1", size)
-		close(out)
-		return out
+	bad := ""
+	if size < 1 {
+		bad = fmt.Sprintf("size = %d, must be >= 1", size)
 	}
+	s, _, out, in, ok := transform[T, []T](p, "batch", in, 1, bad, optsBasic, opts)
 	if !ok {
 		return out
 	}
@@ -24,11 +26,7 @@ func Batch[T any](p *Pipeline, in <-chan T, size int, maxWait time.Duration, opt
 	goWorker(p, s, nil, func() {
 		defer t.idle()
 		b := batcher[T]{p: p, out: out, t: t, size: size}
-		if maxWait <= 0 {
-			b.bySize(in)
-		} else {
-			b.byTime(in, maxWait)
-		}
+		b.run(in, maxWait)
 	}, closer(1, out))
 	return out
 }
@@ -76,53 +74,11 @@ func (b *batcher[T]) flush() bool {
 	return true
 }
 
-// bySize batches by size only: a plain range over the input, with a look at
-// Stop once the input runs dry.
-func (b *batcher[T]) bySize(in <-chan T) {
-	stop := b.p.stopCh
-	for {
-		select {
-		case v, ok := <-in:
-			if !ok {
-				b.flush()
-				return
-			}
-			if b.p.halted() {
-				b.p.noteCancel()
-				return
-			}
-			if !b.add(v) {
-				return
-			}
-			continue
-		default:
-		}
-		b.t.idle()
-		select {
-		case v, ok := <-in:
-			if !ok {
-				b.flush()
-				return
-			}
-			if b.p.halted() {
-				b.p.noteCancel()
-				return
-			}
-			if !b.add(v) {
-				return
-			}
-		case <-stop:
-			stop = nil
-			if !b.flush() {
-				return
-			}
-		}
-	}
-}
-
-// byTime batches by size and by the time since a batch's first item.
-func (b *batcher[T]) byTime(in <-chan T, maxWait time.Duration) {
-	timer := time.NewTimer(maxWait)
+// run batches by size and, if maxWait > 0, by the time since a batch's first
+// item; it flushes on Stop and when the input closes. A received item costs no
+// select unless the input is empty.
+func (b *batcher[T]) run(in <-chan T, maxWait time.Duration) {
+	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 	var expired <-chan time.Time // non-nil while a partial batch waits
@@ -169,7 +125,7 @@ func (b *batcher[T]) byTime(in <-chan T, maxWait time.Duration) {
 				timer.Stop()
 				expired = nil
 			}
-		case len(b.cur) == 1:
+		case len(b.cur) == 1 && maxWait > 0:
 			timer.Reset(maxWait)
 			expired = timer.C
 		}

@@ -200,35 +200,47 @@ func runWorkers[T, R any](p *Pipeline, s *stage, in <-chan T, out chan R, worker
 		st := mk(t)
 		var cur T
 		goWorker(p, s, func() any { return cur }, func() {
-			defer t.idle()
-			for {
-				v, ok := recv(t, in)
-				if !ok {
-					return
-				}
-				if p.halted() {
-					p.noteCancel()
-					return
-				}
-				if calls {
-					t.call()
-				} else {
-					t.in++
-					t.tick()
-				}
+			eachItem(p, t, in, calls, func(v T) bool {
 				cur = v
 				res, snd, ok := st(v)
-				if !ok {
-					return
+				if !ok || !snd {
+					return ok
 				}
-				if snd {
-					if !send(p, t, out, res) {
-						return
-					}
-					t.out++
+				if !send(p, t, out, res) {
+					return false
 				}
-			}
+				t.out++
+				return true
+			})
 		}, done)
+	}
+}
+
+// eachItem is the receive loop of every one-goroutine-per-input stage: it
+// takes the items of in until it closes, counts each one taken (as the start
+// of a call of the user's function, if calls) and hands it to handle, which
+// returns false to stop. It stops, and records why, once the pipeline's
+// context is done; the tally is published when it returns.
+func eachItem[T any](p *Pipeline, t *tally, in <-chan T, calls bool, handle func(v T) bool) {
+	defer t.idle()
+	for {
+		v, ok := recv(t, in)
+		if !ok {
+			return
+		}
+		if p.halted() {
+			p.noteCancel()
+			return
+		}
+		if calls {
+			t.call()
+		} else {
+			t.in++
+			t.tick()
+		}
+		if !handle(v) {
+			return
+		}
 	}
 }
 

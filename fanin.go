@@ -31,23 +31,13 @@ func Merge[T any](p *Pipeline, ins ...<-chan T) <-chan T {
 	for i, in := range adopted {
 		t := &tally{c: &s.ctr[i]}
 		goWorker(p, s, nil, func() {
-			defer t.idle()
-			for {
-				v, ok := recv(t, in)
-				if !ok {
-					return
-				}
-				if p.halted() {
-					p.noteCancel()
-					return
-				}
-				t.in++
-				t.tick()
+			eachItem(p, t, in, false, func(v T) bool {
 				if !send(p, t, out, v) {
-					return
+					return false
 				}
 				t.out++
-			}
+				return true
+			})
 		}, done)
 	}
 	return out

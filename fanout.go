@@ -104,25 +104,15 @@ func Tee[T any](p *Pipeline, in <-chan T, n int) []<-chan T {
 	}
 	t := &tally{c: &s.ctr[0]}
 	goWorker(p, s, nil, func() {
-		defer t.idle()
-		for {
-			v, ok := recv(t, in)
-			if !ok {
-				return
-			}
-			if p.halted() {
-				p.noteCancel()
-				return
-			}
-			t.in++
-			t.tick()
+		eachItem(p, t, in, false, func(v T) bool {
 			for _, o := range outs {
 				if !send(p, t, o, v) {
-					return
+					return false
 				}
 			}
 			t.out++
-		}
+			return true
+		})
 	}, closer(1, outs...))
 	return readOnly(outs)
 }
@@ -141,44 +131,36 @@ func Partition[T any](p *Pipeline, in <-chan T, n int, route func(T) int) []<-ch
 	t := &tally{c: &s.ctr[0]}
 	var cur T
 	goWorker(p, s, func() any { return cur }, func() {
-		defer t.idle()
-		for {
-			v, ok := recv(t, in)
-			if !ok {
-				return
-			}
-			if p.halted() {
-				p.noteCancel()
-				return
-			}
-			t.in++
-			t.tick()
+		eachItem(p, t, in, false, func(v T) bool {
 			cur = v
 			i := route(v) % n
 			if i < 0 {
 				i += n
 			}
 			if !send(p, t, outs[i], v) {
-				return
+				return false
 			}
 			t.out++
-		}
+			return true
+		})
 	}, closer(1, outs...))
 	return readOnly(outs)
 }
 
-// nilName is name if isNil, else "": the nil function argument to report.
+// nilName is the invalid-argument message for a nil function argument named
+// name, if isNil, else "".
 func nilName(isNil bool, name string) string {
 	if isNil {
-		return name
+		return name + " must not be nil"
 	}
 	return ""
 }
 
 // transform registers a one-input, one-output stage and checks its common
-// arguments (nilFn names a nil function argument, if any). If ok is false the output is already closed and the pipeline
+// arguments; bad, if not empty, is a stage-specific problem found by the
+// caller (a nil function, a size out of range). If ok is false the output is already closed and the pipeline
 // failed with the reason.
-func transform[T, R any](p *Pipeline, kind string, in <-chan T, workers int, nilFn string, allowed optBit, opts []StageOption) (s *stage, cfg *stageConfig, out chan R, adopted <-chan T, ok bool) {
+func transform[T, R any](p *Pipeline, kind string, in <-chan T, workers int, bad string, allowed optBit, opts []StageOption) (s *stage, cfg *stageConfig, out chan R, adopted <-chan T, ok bool) {
 	if p == nil {
 		out = make(chan R)
 		close(out)
@@ -191,8 +173,8 @@ func transform[T, R any](p *Pipeline, kind string, in <-chan T, workers int, nil
 	case err != nil:
 	case workers < 1 || workers > maxWorkers:
 		err = p.invalid(s, "workers = %d, must be in [1, %d]", workers, maxWorkers)
-	case nilFn != "":
-		err = p.invalid(s, "%s must not be nil", nilFn)
+	case bad != "":
+		err = p.invalid(s, "%s", bad)
 	default:
 		if adopted, ok = input(p, s, in); !ok {
 			err = p.invalid(s, "input channel must not be nil")
@@ -206,7 +188,7 @@ func transform[T, R any](p *Pipeline, kind string, in <-chan T, workers int, nil
 }
 
 // split registers a one-input, n-output stage.
-func split[T any](p *Pipeline, kind string, in <-chan T, n int, nilFn string) ([]chan T, *stage, <-chan T, bool) {
+func split[T any](p *Pipeline, kind string, in <-chan T, n int, bad string) ([]chan T, *stage, <-chan T, bool) {
 	outs := make([]chan T, min(max(n, 0), maxWorkers))
 	if p == nil {
 		for i := range outs {
@@ -229,8 +211,8 @@ func split[T any](p *Pipeline, kind string, in <-chan T, n int, nilFn string) ([
 	case err != nil:
 	case n < 1:
 		err = p.invalid(s, "n = %d, must be >= 1", n)
-	case nilFn != "":
-		err = p.invalid(s, "%s must not be nil", nilFn)
+	case bad != "":
+		err = p.invalid(s, "%s", bad)
 	default:
 		var ok bool
 		if adopted, ok = input(p, s, in); !ok {
