@@ -106,7 +106,9 @@ func relOrderedStop(kind string, build func(p *pipeline.Pipeline, in <-chan int,
 			exp[i] = want(v)
 		}
 		require.Equal(t, len(exp), len(got), "%s: every emitted item reaches the sink", kind)
-		assert.Equal(t, exp, got, "%s: in order", kind)
+		if len(exp) > 0 { // Stop may come before the first emit: then nil and empty both say nothing arrived
+			assert.Equal(t, exp, got, "%s: in order", kind)
+		}
 		relAssertConserved(t, p.Stats())
 	}
 }
