@@ -12,11 +12,11 @@ import (
 // [Pipeline.Stop] it goes on until its input closes. n < 1 or a nil in is an
 // invalid argument.
 func Buffer[T any](p *Pipeline, in <-chan T, n int) <-chan T {
-	return forward(p, "buffer", in, n, nil, func(out chan T, t *tally, v T) bool {
-		if !send(p, t, out, v) {
+	return forward(p, "buffer", in, n, nil, func(out chan T, t *counters, v T) bool {
+		if !send(p, out, v) {
 			return false
 		}
-		t.out++
+		t.out.Add(1)
 		return true
 	})
 }
@@ -29,12 +29,12 @@ func Buffer[T any](p *Pipeline, in <-chan T, n int) <-chan T {
 // Stop behave as in [Buffer]. n < 1 or a nil in is an invalid argument.
 func DropOnFull[T any](p *Pipeline, in <-chan T, n int, opts ...StageOption) <-chan T {
 	tell := discarder[T]()
-	return forward(p, "droponfull", in, n, opts, func(out chan T, t *tally, v T) bool {
+	return forward(p, "droponfull", in, n, opts, func(out chan T, t *counters, v T) bool {
 		select {
 		case out <- v:
-			t.out++
+			t.out.Add(1)
 		default:
-			t.dropped++
+			t.dropped.Add(1)
 			if tell {
 				discard(v, ErrDropped)
 			}
@@ -63,27 +63,26 @@ func Throttle[T any](p *Pipeline, in <-chan T, every time.Duration, burst int, o
 			return "burst must be >= 1"
 		}
 		return ""
-	}, func(out chan T, t *tally, v T) bool {
+	}, func(out chan T, t *counters, v T) bool {
 		r := lim.Reserve() // never fails: burst >= 1 and one token per item
 		if d := r.Delay(); d > 0 {
-			t.idle()
 			if !p.sleep(d) {
 				r.Cancel()
 				p.noteCancel()
 				return false
 			}
 		}
-		if !send(p, t, out, v) {
+		if !send(p, out, v) {
 			return false
 		}
-		t.out++
+		t.out.Add(1)
 		return true
 	})
 }
 
 // forward runs a one-goroutine stage whose output queue holds n items and
 // whose handle passes one item on.
-func forward[T any](p *Pipeline, kind string, in <-chan T, n int, opts []StageOption, handle func(out chan T, t *tally, v T) bool) <-chan T {
+func forward[T any](p *Pipeline, kind string, in <-chan T, n int, opts []StageOption, handle func(out chan T, t *counters, v T) bool) <-chan T {
 	if n >= 1 {
 		opts = append(opts, BufferSize(n))
 	}
@@ -96,12 +95,12 @@ func forward[T any](p *Pipeline, kind string, in <-chan T, n int, opts []StageOp
 }
 
 // forwardChecked is forward with a custom argument check (empty: fine).
-func forwardChecked[T any](p *Pipeline, kind string, in <-chan T, opts []StageOption, check func() string, handle func(out chan T, t *tally, v T) bool) <-chan T {
+func forwardChecked[T any](p *Pipeline, kind string, in <-chan T, opts []StageOption, check func() string, handle func(out chan T, t *counters, v T) bool) <-chan T {
 	s, _, out, in, ok := transform[T, T](p, kind, in, 1, check(), optsBasic, opts)
 	if !ok {
 		return out
 	}
-	t := &tally{c: &s.ctr[0]}
+	t := &s.ctr[0]
 	goWorker(p, s, nil, func() {
 		eachItem(p, t, in, false, func(v T) bool { return handle(out, t, v) })
 	}, closer(1, out))

@@ -22,9 +22,8 @@ func Batch[T any](p *Pipeline, in <-chan T, size int, maxWait time.Duration, opt
 	if !ok {
 		return out
 	}
-	t := &tally{c: &s.ctr[0]}
+	t := &s.ctr[0]
 	goWorker(p, s, nil, func() {
-		defer t.idle()
 		b := batcher[T]{p: p, out: out, t: t, size: size}
 		b.run(in, maxWait)
 	}, closer(1, out))
@@ -34,7 +33,7 @@ func Batch[T any](p *Pipeline, in <-chan T, size int, maxWait time.Duration, opt
 type batcher[T any] struct {
 	p    *Pipeline
 	out  chan []T
-	t    *tally
+	t    *counters
 	size int
 	cur  []T
 }
@@ -46,8 +45,7 @@ func (b *batcher[T]) add(v T) bool {
 		// reserve size items up front.
 		b.cur = make([]T, 0, min(b.size, 4096))
 	}
-	b.t.in++
-	b.t.tick()
+	b.t.in.Add(1)
 	b.cur = append(b.cur, v)
 	if len(b.cur) < b.size {
 		return true
@@ -66,10 +64,10 @@ func (b *batcher[T]) flush() bool {
 		return true
 	}
 	n := uint64(len(b.cur))
-	if !send(b.p, b.t, b.out, b.cur) {
+	if !send(b.p, b.out, b.cur) {
 		return false
 	}
-	b.t.out += n
+	b.t.out.Add(n)
 	b.cur = nil
 	return true
 }
@@ -89,7 +87,6 @@ func (b *batcher[T]) run(in <-chan T, maxWait time.Duration) {
 		select {
 		case v, ok = <-in:
 		default:
-			b.t.idle()
 			select {
 			case v, ok = <-in:
 			case <-expired:
@@ -140,25 +137,19 @@ func Unbatch[T any](p *Pipeline, in <-chan []T, opts ...StageOption) <-chan T {
 	if !ok {
 		return out
 	}
-	t := &tally{c: &s.ctr[0]}
+	t := &s.ctr[0]
 	goWorker(p, s, nil, func() {
-		defer t.idle()
-		for {
-			b, ok := recv(t, in)
-			if !ok {
-				return
-			}
-			t.in += uint64(len(b))
+		for b := range in {
+			t.in.Add(uint64(len(b)))
 			for _, v := range b {
 				if p.halted() {
 					p.noteCancel()
 					return
 				}
-				if !send(p, t, out, v) {
+				if !send(p, out, v) {
 					return
 				}
-				t.out++
-				t.tick()
+				t.out.Add(1)
 			}
 		}
 	}, closer(1, out))

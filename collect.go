@@ -45,12 +45,12 @@ func ForEach[T any](p *Pipeline, in <-chan T, workers int, fn func(context.Conte
 		c := newCaller(p, s, cfg, func(ctx context.Context, v T) (struct{}, error) {
 			return struct{}{}, fn(ctx, v)
 		})
-		runWorkers(p, s, in, nil, workers, true, func(t *tally) step[T, struct{}] {
+		runWorkers(p, s, in, nil, workers, true, func(t *counters) step[T, struct{}] {
 			call := callStep(c)(t)
 			return func(v T) (struct{}, bool, bool) {
 				_, sent, ok := call(v)
 				if sent {
-					t.out++ // handled: counted as out
+					t.out.Add(1) // handled: counted as out
 				}
 				return struct{}{}, false, ok
 			}

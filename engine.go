@@ -72,7 +72,7 @@ func newCaller[T, R any](p *Pipeline, s *stage, cfg *stageConfig, fn func(contex
 
 // call runs the function on v: once, or as the stage's Retry option says,
 // each attempt under its Timeout and holding a slot of its Limiter.
-func (c *caller[T, R]) call(t *tally, v T) (R, error) {
+func (c *caller[T, R]) call(t *counters, v T) (R, error) {
 	if !c.slow {
 		return c.fn(c.p.ctx, v)
 	}
@@ -82,8 +82,7 @@ func (c *caller[T, R]) call(t *tally, v T) (R, error) {
 		if err == nil || attempt >= attempts || c.p.halted() {
 			return r, err
 		}
-		t.retries++
-		t.publish() // the call waits: show the retry now
+		t.retries.Add(1)
 		if !c.p.sleep(c.backoff(attempt)) {
 			return r, err
 		}
@@ -160,8 +159,8 @@ func (p *Pipeline) sleep(d time.Duration) bool {
 // should go on (the item was skipped through OnError). An error that arrives
 // after the pipeline's context is done is a consequence of that, not a new
 // failure.
-func settle(p *Pipeline, s *stage, cfg *stageConfig, t *tally, item any, err error) bool {
-	t.errors++
+func settle(p *Pipeline, s *stage, cfg *stageConfig, t *counters, item any, err error) bool {
+	t.errors.Add(1)
 	if p.halted() {
 		p.noteCancel()
 		return false
@@ -184,19 +183,20 @@ func settle(p *Pipeline, s *stage, cfg *stageConfig, t *tally, item any, err err
 type step[T, R any] func(v T) (res R, send bool, ok bool)
 
 // runWorkers starts workers goroutines that share the input: each takes an
-// item, runs its step (made by mk with the worker's own tally) and sends the
-// result on out (out is nil for a sink). With calls, each item starts a call
-// of a user function that may block, shown in Busy at once. The last worker
-// to return closes out. Items arrive in no particular order.
-func runWorkers[T, R any](p *Pipeline, s *stage, in <-chan T, out chan R, workers int, calls bool, mk func(t *tally) step[T, R]) {
+// item, runs its step (made by mk with the worker's own counters) and sends
+// the result on out (out is nil for a sink). With calls, each item is a call
+// of a user function, counted in Busy while it runs. The last worker to
+// return closes out. Items arrive in no particular order.
+func runWorkers[T, R any](p *Pipeline, s *stage, in <-chan T, out chan R, workers int, calls bool, mk func(t *counters) step[T, R]) {
 	var done func(bool)
 	if out != nil {
 		done = closer(workers, out)
 	} else {
 		done = func(bool) {}
 	}
+	p.describe(s, func(s *stage) { s.calls = calls })
 	for i := 0; i < workers; i++ {
-		t := &tally{c: &s.ctr[i]}
+		t := &s.ctr[i]
 		st := mk(t)
 		var cur T
 		goWorker(p, s, func() any { return cur }, func() {
@@ -206,10 +206,10 @@ func runWorkers[T, R any](p *Pipeline, s *stage, in <-chan T, out chan R, worker
 				if !ok || !snd {
 					return ok
 				}
-				if !send(p, t, out, res) {
+				if !send(p, out, res) {
 					return false
 				}
-				t.out++
+				t.out.Add(1)
 				return true
 			})
 		}, done)
@@ -220,25 +220,20 @@ func runWorkers[T, R any](p *Pipeline, s *stage, in <-chan T, out chan R, worker
 // takes the items of in until it closes, counts each one taken (as the start
 // of a call of the user's function, if calls) and hands it to handle, which
 // returns false to stop. It stops, and records why, once the pipeline's
-// context is done; the tally is published when it returns.
-func eachItem[T any](p *Pipeline, t *tally, in <-chan T, calls bool, handle func(v T) bool) {
-	defer t.idle()
-	for {
-		v, ok := recv(t, in)
-		if !ok {
-			return
-		}
+// context is done. A plain range suffices: a channel of the pipeline's is
+// closed by its stage on cancel (see input).
+func eachItem[T any](p *Pipeline, t *counters, in <-chan T, calls bool, handle func(v T) bool) {
+	for v := range in {
 		if p.halted() {
 			p.noteCancel()
 			return
 		}
+		t.in.Add(1)
+		ok := handle(v)
 		if calls {
-			t.call()
-		} else {
-			t.in++
-			t.tick()
+			t.called.Add(1)
 		}
-		if !handle(v) {
+		if !ok {
 			return
 		}
 	}
@@ -246,8 +241,8 @@ func eachItem[T any](p *Pipeline, t *tally, in <-chan T, calls bool, handle func
 
 // callStep adapts a stage function with its options to a step: an error is
 // settled (skipped or fatal) and the result sent otherwise.
-func callStep[T, R any](c *caller[T, R]) func(*tally) step[T, R] {
-	return func(t *tally) step[T, R] {
+func callStep[T, R any](c *caller[T, R]) func(*counters) step[T, R] {
+	return func(t *counters) step[T, R] {
 		return func(v T) (R, bool, bool) {
 			r, err := c.call(t, v)
 			if err != nil {
@@ -281,10 +276,9 @@ type slot[R any] struct {
 // put stores the result of item seq and, if it is the next to go out, sends
 // it and every consecutive ready result after it. It reports false if the
 // stage must stop (cancelled or aborted by another worker).
-func (o *reorder[R]) put(p *Pipeline, t *tally, out chan R, seq uint64, v R, state uint8) bool {
+func (o *reorder[R]) put(p *Pipeline, t *counters, out chan R, seq uint64, v R, state uint8) bool {
 	o.mu.Lock()
 	for seq-o.nextOut >= uint64(len(o.ring)) && !o.aborted {
-		t.idle()
 		o.room.Wait()
 	}
 	if o.aborted {
@@ -312,7 +306,7 @@ func (o *reorder[R]) put(p *Pipeline, t *tally, out chan R, seq uint64, v R, sta
 			continue
 		}
 		o.mu.Unlock()
-		sent := send(p, t, out, r)
+		sent := send(p, out, r)
 		o.mu.Lock()
 		if !sent {
 			o.flushing = false
@@ -321,7 +315,7 @@ func (o *reorder[R]) put(p *Pipeline, t *tally, out chan R, seq uint64, v R, sta
 			o.mu.Unlock()
 			return false
 		}
-		t.out++
+		t.out.Add(1)
 	}
 	o.flushing = false
 	o.mu.Unlock()
@@ -340,22 +334,19 @@ func (o *reorder[R]) abort() {
 // order. At most workers calls run at once and at most window finished results
 // wait for an earlier one.
 func runOrdered[T, R any](p *Pipeline, s *stage, in <-chan T, out chan R, workers, window int, c *caller[T, R]) {
+	p.describe(s, func(s *stage) { s.calls = true })
 	o := &reorder[R]{ring: make([]slot[R], window)}
 	o.room.L = &o.mu
 	var inMu sync.Mutex
 	var nextIn uint64
 	closeOut := closer(workers, out)
 	for i := 0; i < workers; i++ {
-		t := &tally{c: &s.ctr[i]}
+		t := &s.ctr[i]
 		var cur T
 		goWorker(p, s, func() any { return cur }, func() {
-			defer t.idle()
 			for {
-				if !inMu.TryLock() {
-					t.idle()
-					inMu.Lock()
-				}
-				v, ok := recv(t, in)
+				inMu.Lock()
+				v, ok := <-in
 				seq := nextIn
 				nextIn++
 				inMu.Unlock()
@@ -367,9 +358,10 @@ func runOrdered[T, R any](p *Pipeline, s *stage, in <-chan T, out chan R, worker
 					o.abort()
 					return
 				}
-				t.call()
+				t.in.Add(1)
 				cur = v
 				r, err := c.call(t, v)
+				t.called.Add(1)
 				state := uint8(1)
 				if err != nil {
 					if !settle(p, s, c.cfg, t, v, err) {

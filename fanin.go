@@ -29,13 +29,13 @@ func Merge[T any](p *Pipeline, ins ...<-chan T) <-chan T {
 	}
 	done := closer(len(ins), out)
 	for i, in := range adopted {
-		t := &tally{c: &s.ctr[i]}
+		t := &s.ctr[i]
 		goWorker(p, s, nil, func() {
 			eachItem(p, t, in, false, func(v T) bool {
-				if !send(p, t, out, v) {
+				if !send(p, out, v) {
 					return false
 				}
-				t.out++
+				t.out.Add(1)
 				return true
 			})
 		}, done)

@@ -58,9 +58,9 @@ func FlatMap[T, R any](p *Pipeline, in <-chan T, workers int, fn func(ctx contex
 	// Each worker has its own emit, bound to its own counters. While a
 	// call's emit waits for room downstream, the call gives back its Limit
 	// slot (if any): a downstream stage sharing the limiter may need it.
-	runWorkers(p, s, in, out, workers, true, func(t *tally) step[T, R] {
+	runWorkers(p, s, in, out, workers, true, func(t *counters) step[T, R] {
 		var slot *heldSlot // the current call's Limit slot
-		ctr := t.c
+		ctr := t
 		emit := func(r R) error {
 			if p.halted() {
 				p.noteCancel()
@@ -69,12 +69,12 @@ func FlatMap[T, R any](p *Pipeline, in <-chan T, workers int, fn func(ctx contex
 			select {
 			case out <- r:
 			default:
-				if err := slot.yield(p.ctx, func() bool { return send(p, nil, out, r) }); err != nil {
+				if err := slot.yield(p.ctx, func() bool { return send(p, out, r) }); err != nil {
 					p.noteCancel()
 					return err
 				}
 			}
-			ctr.emitted.Add(1)
+			ctr.out.Add(1)
 			return nil
 		}
 		c := newCaller(p, s, cfg, func(ctx context.Context, v T) (struct{}, error) {
@@ -102,15 +102,15 @@ func Tee[T any](p *Pipeline, in <-chan T, n int) []<-chan T {
 	if !ok {
 		return readOnly(outs)
 	}
-	t := &tally{c: &s.ctr[0]}
+	t := &s.ctr[0]
 	goWorker(p, s, nil, func() {
 		eachItem(p, t, in, false, func(v T) bool {
 			for _, o := range outs {
-				if !send(p, t, o, v) {
+				if !send(p, o, v) {
 					return false
 				}
 			}
-			t.out++
+			t.out.Add(1)
 			return true
 		})
 	}, closer(1, outs...))
@@ -128,7 +128,7 @@ func Partition[T any](p *Pipeline, in <-chan T, n int, route func(T) int) []<-ch
 	if !ok {
 		return readOnly(outs)
 	}
-	t := &tally{c: &s.ctr[0]}
+	t := &s.ctr[0]
 	var cur T
 	goWorker(p, s, func() any { return cur }, func() {
 		eachItem(p, t, in, false, func(v T) bool {
@@ -137,10 +137,10 @@ func Partition[T any](p *Pipeline, in <-chan T, n int, route func(T) int) []<-ch
 			if i < 0 {
 				i += n
 			}
-			if !send(p, t, outs[i], v) {
+			if !send(p, outs[i], v) {
 				return false
 			}
-			t.out++
+			t.out.Add(1)
 			return true
 		})
 	}, closer(1, outs...))

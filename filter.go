@@ -13,12 +13,12 @@ func Filter[T any](p *Pipeline, in <-chan T, keep func(T) bool, opts ...StageOpt
 		return out
 	}
 	tell := discarder[T]()
-	runWorkers(p, s, in, out, 1, false, func(t *tally) step[T, T] {
+	runWorkers(p, s, in, out, 1, false, func(t *counters) step[T, T] {
 		return func(v T) (T, bool, bool) {
 			if keep(v) {
 				return v, true, true
 			}
-			t.dropped++
+			t.dropped.Add(1)
 			if tell {
 				discard(v, ErrFiltered)
 			}

@@ -130,10 +130,6 @@ func source[T any](p *Pipeline, kind string, opts []StageOption, bad error, fn f
 	}
 	ctr := &s.ctr[0]
 	produce := kind == "produce"
-	var t *tally // the built-in sources count on their own goroutine
-	if !produce {
-		t = &tally{c: ctr}
-	}
 	var stop <-chan struct{} // nil: a taken item is delivered despite Stop
 	if produce {
 		stop = p.stopCh
@@ -149,7 +145,6 @@ func source[T any](p *Pipeline, kind string, opts []StageOption, bad error, fn f
 		select {
 		case out <- v:
 		default:
-			t.idle()
 			select {
 			case out <- v:
 			case <-p.done:
@@ -159,12 +154,7 @@ func source[T any](p *Pipeline, kind string, opts []StageOption, bad error, fn f
 				return ErrStopped
 			}
 		}
-		if t != nil {
-			t.out++
-			t.tick()
-		} else {
-			ctr.emitted.Add(1) // Produce's emit may be called from any goroutine
-		}
+		ctr.out.Add(1)
 		return nil
 	}
 	ctx, cancel := p.ctx, context.CancelFunc(func() {})
@@ -182,7 +172,6 @@ func source[T any](p *Pipeline, kind string, opts []StageOption, bad error, fn f
 			p.fail(&StageError{Stage: s.name, Err: err})
 		}
 	}, func(bool) {
-		t.idle()
 		cancel()
 		close(out)
 	})

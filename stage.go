@@ -385,15 +385,13 @@ func (p *Pipeline) enterSink() (leave func()) {
 
 // send delivers v on out, blocking under backpressure. It returns false, and
 // records why, if the pipeline's context ends first. A non-blocking attempt
-// comes first: on a buffered channel with room it costs no select. The
-// worker's tally is published before it blocks.
-func send[T any](p *Pipeline, t *tally, out chan<- T, v T) bool {
+// comes first: on a buffered channel with room it costs no select.
+func send[T any](p *Pipeline, out chan<- T, v T) bool {
 	select {
 	case out <- v:
 		return true
 	default:
 	}
-	t.idle()
 	select {
 	case out <- v:
 		return true
@@ -401,19 +399,6 @@ func send[T any](p *Pipeline, t *tally, out chan<- T, v T) bool {
 		p.noteCancel()
 		return false
 	}
-}
-
-// recv takes the next item of in like a plain receive, publishing the
-// worker's tally first if it has to wait.
-func recv[T any](t *tally, in <-chan T) (T, bool) {
-	select {
-	case v, ok := <-in:
-		return v, ok
-	default:
-	}
-	t.idle()
-	v, ok := <-in
-	return v, ok
 }
 
 // panicError wraps a recovered panic value with the current stack.
@@ -560,10 +545,8 @@ func Limit(l *Limiter) StageOption {
 // [FlatMap] and [Tee] may emit more items than they take in; [Batch] and
 // [Unbatch] count items, not batches.
 //
-// Counting is always on and costs no lock and at most one atomic store per
-// item. While a stage runs without pausing, Out, Dropped, Errors and
-// Retries may trail by up to 256 items per worker; every figure is exact
-// whenever the stage's goroutines are blocked or have returned.
+// Counting is always on and cheap: no lock, and each worker has its own
+// counters on its own cache line.
 type StageStats struct {
 	Name, Kind string
 	// Workers is the configured number of goroutines calling the stage's
@@ -578,76 +561,13 @@ type StageStats struct {
 	QueueLen, QueueCap int
 }
 
-// counters are one worker's published counts (see tally), written by that
-// worker only and padded to a cache line, so workers never contend on them;
-// Stats sums them. state holds In and, in its low bit, whether a call of the
-// user's function is running.
+// counters are one worker's counts, written by that worker only (emit
+// excepted) and padded to a cache line, so that workers never contend on
+// them: an uncontended atomic add per count. Stats sums them. Busy is in -
+// called while a goroutine of the stage is alive.
 type counters struct {
-	state, out, dropped, errors, retries atomic.Uint64
-	emitted                              atomic.Uint64 // by an emit the user calls: any goroutine
-	_                                    [16]byte
-}
-
-// tally is one worker's counts as the worker keeps them: plain fields, cheap
-// to bump. They are published to its counters when the worker is about to
-// block (so a stalled stage shows exact figures), every publishEvery items
-// (so a busy one shows live figures) and when it returns (so the figures are
-// exact once Wait has returned). The one store per item is at the start of a
-// call of a user function that may block (FanOut and kin), so that such a
-// call shows in Busy at once.
-type tally struct {
-	c                                 *counters
-	in, out, dropped, errors, retries uint64
-	busy                              bool
-	pending                           int
-	shown                             [5]uint64 // what was last published
-}
-
-// publishEvery is how many items a worker may handle between publications.
-const publishEvery = 256
-
-// publish makes the counts visible to Stats, storing only what changed.
-func (t *tally) publish() {
-	state := t.in << 1
-	if t.busy {
-		state |= 1
-	}
-	now := [5]uint64{state, t.out, t.dropped, t.errors, t.retries}
-	shared := [5]*atomic.Uint64{&t.c.state, &t.c.out, &t.c.dropped, &t.c.errors, &t.c.retries}
-	for i, v := range now {
-		if v != t.shown[i] {
-			shared[i].Store(v)
-			t.shown[i] = v
-		}
-	}
-	t.pending = 0
-}
-
-// idle publishes before the worker blocks: it is not running a call. A nil
-// tally (an emit the user may call from any goroutine) has nothing to publish.
-func (t *tally) idle() {
-	if t == nil {
-		return
-	}
-	t.busy = false
-	t.publish()
-}
-
-// call counts an item taken and a call of the user's function begun, and
-// shows it at once.
-func (t *tally) call() {
-	t.in++
-	t.busy = true
-	t.shown[0] = t.in<<1 | 1
-	t.c.state.Store(t.shown[0])
-	t.tick()
-}
-
-// tick counts one item handled and publishes every publishEvery items.
-func (t *tally) tick() {
-	if t.pending++; t.pending >= publishEvery {
-		t.publish()
-	}
+	in, out, dropped, errors, retries, called atomic.Uint64
+	_                                         [16]byte
 }
 
 type stage struct {
@@ -659,6 +579,7 @@ type stage struct {
 	inputs     []*stage     // upstream stages, for Diagram
 	index      int
 	source     bool // In is Out: a source takes nothing in
+	calls      bool // its items are calls of a user function: Busy counts them
 }
 
 // Stats returns a snapshot of every stage's counters, in creation order. It is
@@ -668,26 +589,26 @@ func (p *Pipeline) Stats() []StageStats {
 		return nil
 	}
 	type view struct {
-		s      *stage
-		queue  func() (int, int)
-		source bool
+		s             *stage
+		queue         func() (int, int)
+		source, calls bool
 	}
 	p.mu.Lock()
 	views := make([]view, len(p.stages))
 	for i, s := range p.stages {
-		views[i] = view{s, s.queue, s.source}
+		views[i] = view{s, s.queue, s.source, s.calls}
 	}
 	p.mu.Unlock()
 	out := make([]StageStats, len(views))
 	for i, v := range views {
 		s := v.s
 		st := StageStats{Name: s.name, Kind: s.kind, Workers: s.workers}
+		var called uint64
 		for j := range s.ctr {
 			c := &s.ctr[j]
-			state := c.state.Load()
-			st.In += state >> 1
-			st.Busy += int(state & 1)
-			st.Out += c.out.Load() + c.emitted.Load()
+			called += c.called.Load()
+			st.In += c.in.Load()
+			st.Out += c.out.Load()
 			st.Dropped += c.dropped.Load()
 			st.Errors += c.errors.Load()
 			st.Retries += c.retries.Load()
@@ -695,8 +616,12 @@ func (p *Pipeline) Stats() []StageStats {
 		if v.queue != nil {
 			st.QueueLen, st.QueueCap = v.queue()
 		}
+		// A call cut short by a panic is never counted as returned; with no
+		// goroutine of the stage left, nothing is running.
 		if v.source {
 			st.In = st.Out
+		} else if busy := int(st.In) - int(called); v.calls && busy > 0 && s.live.Load() > 0 {
+			st.Busy = busy
 		}
 		out[i] = st
 	}
