@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"slices"
 	"strconv"
@@ -514,4 +515,29 @@ func ExamplePanicError() {
 	// Output:
 	// recovered: runtime error: index out of range [1] with length 0
 	// with stack: true
+}
+
+func ExampleStageError_Error() {
+	err := &pipeline.StageError{Stage: "parse", Item: "x", Err: strconv.ErrSyntax}
+	fmt.Println(err.Error())
+	// Output: pipeline: stage parse: invalid syntax
+}
+
+func ExampleStageError_Unwrap() {
+	err := &pipeline.StageError{Stage: "parse", Item: "x", Err: strconv.ErrSyntax}
+	fmt.Println(err.Unwrap() == strconv.ErrSyntax, errors.Is(err, strconv.ErrSyntax))
+	// Output: true true
+}
+
+func ExamplePanicError_Error() {
+	err := &pipeline.PanicError{Value: "boom"}
+	fmt.Println(err.Error())
+	// Output: panic: boom
+}
+
+func ExamplePanicError_Unwrap() {
+	// A panic with an error value unwraps to it, so errors.Is reaches it.
+	err := &pipeline.StageError{Stage: "read", Err: &pipeline.PanicError{Value: io.ErrUnexpectedEOF}}
+	fmt.Println(errors.Is(err, io.ErrUnexpectedEOF))
+	// Output: true
 }
