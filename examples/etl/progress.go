@@ -113,17 +113,24 @@ func startLines(p *pipeline.Pipeline, w io.Writer, every time.Duration) (stop fu
 		}
 		fmt.Fprintf(w, "[%5.1fs] %s\n", time.Since(start).Seconds(), strings.Join(parts, " | "))
 	}
+	return s.every(every, print, func() {})
+}
+
+// every calls show with a fresh sample each interval until the returned
+// function is called; that function stops the ticker goroutine, shows the
+// final sample, then runs last.
+func (s *sampler) every(interval time.Duration, show func([]stageSample), last func()) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(every)
+		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
 			select {
 			case <-t.C:
-				print(s.sample())
+				show(s.sample())
 			case <-done:
 				return
 			}
@@ -132,7 +139,8 @@ func startLines(p *pipeline.Pipeline, w io.Writer, every time.Duration) (stop fu
 	return sync.OnceFunc(func() {
 		close(done)
 		wg.Wait()
-		print(s.final())
+		show(s.final())
+		last()
 	})
 }
 
@@ -161,9 +169,6 @@ func startBars(p *pipeline.Pipeline, w io.Writer, every time.Duration, opts ...m
 		}
 	}
 	addBars(latest)
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
 	update := func(snap []stageSample) {
 		mu.Lock()
 		latest = snap
@@ -173,23 +178,7 @@ func startBars(p *pipeline.Pipeline, w io.Writer, every time.Duration, opts ...m
 			bars[i].SetCurrent(int64(st.Out))
 		}
 	}
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				update(s.sample())
-			case <-done:
-				return
-			}
-		}
-	}()
-	return sync.OnceFunc(func() {
-		close(done)
-		wg.Wait()
-		update(s.final())
+	return s.every(every, update, func() {
 		for _, b := range bars {
 			b.SetTotal(-1, true) // complete: the bar stops and is drawn one last time
 		}
