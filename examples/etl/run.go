@@ -168,7 +168,7 @@ func printSummary(w io.Writer, cfg Config, s Summary, err error) {
 	fmt.Fprintf(w, "  skipped       %d (could not be parsed)\n", s.Skipped)
 	fmt.Fprintf(w, "  elapsed       %s\n", s.Elapsed.Round(time.Millisecond))
 	fmt.Fprintf(w, "  rows/s        %.0f\n", s.RowsPerSecond())
-	fmt.Fprintf(w, "query it: go run ./etl -db %s -query NewReader\n", cfg.DB)
+	fmt.Fprintf(w, "query it: run again with -db %s -query NewReader (any declared name)\n", cfg.DB)
 }
 
 func printQuery(ctx context.Context, w io.Writer, db, name string) error {
