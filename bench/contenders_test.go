@@ -95,30 +95,7 @@ func handCtx(ctx context.Context, in []int, workers int, w work) ([]int, error) 
 		close(mapped)
 	}()
 
-	last := (<-chan int)(mapped)
-	if w.keep != nil {
-		kept := make(chan int)
-		go func() {
-			defer close(kept)
-			for x := range mapped {
-				if !w.keep(x) {
-					continue
-				}
-				select {
-				case kept <- x:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}()
-		last = kept
-	}
-
-	var out []int
-	for x := range last {
-		out = append(out, x)
-	}
-	return out, context.Cause(ctx)
+	return handFilterCollect(ctx, mapped, w)
 }
 
 // handNoCtx is handCtx without a context: plain sends, no way to stop it
@@ -238,30 +215,7 @@ func handCtxOrdered(ctx context.Context, in []int, workers int, w work) ([]int, 
 		}
 	}()
 
-	last := (<-chan int)(inOrder)
-	if w.keep != nil {
-		kept := make(chan int)
-		go func() {
-			defer close(kept)
-			for x := range inOrder {
-				if !w.keep(x) {
-					continue
-				}
-				select {
-				case kept <- x:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}()
-		last = kept
-	}
-
-	var out []int
-	for x := range last {
-		out = append(out, x)
-	}
-	return out, context.Cause(ctx)
+	return handFilterCollect(ctx, inOrder, w)
 }
 
 // handNoCtxOrdered is handCtxOrdered without a context.
@@ -534,4 +488,34 @@ func staticSplit(_ context.Context, in []int, workers int, w work) ([]int, error
 		}
 	}
 	return out, nil
+}
+
+// handFilterCollect is the tail of the hand-written ctx pipelines: a filter
+// stage (if w has one) whose every send is in a select with ctx.Done(), then
+// the collecting loop.
+func handFilterCollect(ctx context.Context, in <-chan int, w work) ([]int, error) {
+	last := in
+	if w.keep != nil {
+		kept := make(chan int)
+		go func() {
+			defer close(kept)
+			for x := range in {
+				if !w.keep(x) {
+					continue
+				}
+				select {
+				case kept <- x:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+		last = kept
+	}
+
+	var out []int
+	for x := range last {
+		out = append(out, x)
+	}
+	return out, context.Cause(ctx)
 }
