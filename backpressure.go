@@ -96,13 +96,13 @@ func forward[T any](p *Pipeline, kind string, in <-chan T, n int, opts []StageOp
 
 // forwardChecked is forward with a custom argument check (empty: fine).
 func forwardChecked[T any](p *Pipeline, kind string, in <-chan T, opts []StageOption, check func() string, handle func(out chan T, t *counters, v T) bool) <-chan T {
-	s, _, out, in, ok := transform[T, T](p, kind, in, 1, check(), optsBasic, opts)
+	s, _, out, src, ok := transform[T, T](p, kind, in, 1, check(), optsBasic, opts)
 	if !ok {
 		return out
 	}
 	t := &s.ctr[0]
 	goWorker(p, s, nil, func() {
-		eachItem(p, t, in, false, func(v T) bool { return handle(out, t, v) })
+		eachItem(p, t, src, false, func(v T) bool { return handle(out, t, v) })
 	}, closer(1, out))
 	return out
 }

@@ -18,14 +18,14 @@ func Batch[T any](p *Pipeline, in <-chan T, size int, maxWait time.Duration, opt
 	if size < 1 {
 		bad = fmt.Sprintf("size = %d, must be >= 1", size)
 	}
-	s, _, out, in, ok := transform[T, []T](p, "batch", in, 1, bad, optsBasic, opts)
+	s, _, out, src, ok := transform[T, []T](p, "batch", in, 1, bad, optsBasic, opts)
 	if !ok {
 		return out
 	}
 	t := &s.ctr[0]
 	goWorker(p, s, nil, func() {
 		b := batcher[T]{p: p, out: out, t: t, size: size}
-		b.run(in, maxWait)
+		b.run(src, maxWait)
 	}, closer(1, out))
 	return out
 }
@@ -75,12 +75,20 @@ func (b *batcher[T]) flush() bool {
 // run batches by size and, if maxWait > 0, by the time since a batch's first
 // item; it flushes on Stop and when the input closes. A received item costs no
 // select unless the input is empty.
-func (b *batcher[T]) run(in <-chan T, maxWait time.Duration) {
+//
+// The pipeline's own input channel closes on cancel; a foreign one does not,
+// so run also watches the context for it, and treats Stop as its end, as
+// [FromChan] would.
+func (b *batcher[T]) run(src inlet[T], maxWait time.Duration) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 	var expired <-chan time.Time // non-nil while a partial batch waits
-	stop := b.p.stopCh
+	in, stop := src.ch, b.p.stopCh
+	var done <-chan struct{}
+	if src.foreign {
+		done = b.p.done
+	}
 	for {
 		var v T
 		var ok bool
@@ -99,10 +107,13 @@ func (b *batcher[T]) run(in <-chan T, maxWait time.Duration) {
 				stop = nil
 				expired = nil
 				timer.Stop()
-				if !b.flush() {
+				if !b.flush() || src.foreign {
 					return
 				}
 				continue
+			case <-done:
+				b.p.noteCancel()
+				return
 			}
 		}
 		if !ok {
@@ -111,6 +122,13 @@ func (b *batcher[T]) run(in <-chan T, maxWait time.Duration) {
 		}
 		if b.p.halted() {
 			b.p.noteCancel()
+			return
+		}
+		if src.foreign && b.p.stopped.Load() {
+			// Stop came while the item was taken: it is the last one.
+			if b.add(v) {
+				b.flush()
+			}
 			return
 		}
 		if !b.add(v) {
@@ -133,13 +151,17 @@ func (b *batcher[T]) run(in <-chan T, maxWait time.Duration) {
 // [Batch]. [StageStats] counts items in In and Out. Cancel and Stop behave as
 // in [Buffer]. A nil in is an invalid argument.
 func Unbatch[T any](p *Pipeline, in <-chan []T, opts ...StageOption) <-chan T {
-	s, _, out, in, ok := transform[[]T, T](p, "unbatch", in, 1, "", optsBasic, opts)
+	s, _, out, src, ok := transform[[]T, T](p, "unbatch", in, 1, "", optsBasic, opts)
 	if !ok {
 		return out
 	}
 	t := &s.ctr[0]
 	goWorker(p, s, nil, func() {
-		for b := range in {
+		for {
+			b, ok := src.next(p)
+			if !ok {
+				return
+			}
 			t.in.Add(uint64(len(b)))
 			for _, v := range b {
 				if p.halted() {

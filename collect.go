@@ -17,13 +17,17 @@ func Collect[T any](p *Pipeline, in <-chan T) ([]T, error) {
 	if p == nil {
 		return nil, errNilPipeline()
 	}
-	in, ok := sinkInput(p, "collect", in)
+	src, ok := sinkInput(p, "collect", in)
 	if !ok {
 		return nil, p.Wait()
 	}
 	leave := p.enterSink()
 	var out []T
-	for v := range in {
+	for {
+		v, ok := src.next(p)
+		if !ok {
+			break
+		}
 		out = append(out, v)
 	}
 	leave()
@@ -39,13 +43,13 @@ func ForEach[T any](p *Pipeline, in <-chan T, workers int, fn func(context.Conte
 	if p == nil {
 		return errNilPipeline()
 	}
-	s, cfg, out, in, ok := transform[T, struct{}](p, "foreach", in, workers, nilName(fn == nil, "fn"), optsCall&^optBuffer, opts)
+	s, cfg, out, src, ok := transform[T, struct{}](p, "foreach", in, workers, nilName(fn == nil, "fn"), optsCall&^optBuffer, opts)
 	if ok {
 		p.describe(s, func(s *stage) { s.queue = nil })
 		c := newCaller(p, s, cfg, func(ctx context.Context, v T) (struct{}, error) {
 			return struct{}{}, fn(ctx, v)
 		})
-		runWorkers(p, s, in, nil, workers, true, func(t *counters) step[T, struct{}] {
+		runWorkers(p, s, src, nil, workers, true, func(t *counters) step[T, struct{}] {
 			call := callStep(c)(t)
 			return func(v T) (struct{}, bool, bool) {
 				_, sent, ok := call(v)
@@ -73,7 +77,7 @@ func Reduce[T, A any](p *Pipeline, in <-chan T, init A, fn func(A, T) A) (A, err
 		p.fail(errArg("reduce", "fn must not be nil"))
 		return init, p.Wait()
 	}
-	in, ok := sinkInput(p, "reduce", in)
+	src, ok := sinkInput(p, "reduce", in)
 	if !ok {
 		return init, p.Wait()
 	}
@@ -86,7 +90,11 @@ func Reduce[T, A any](p *Pipeline, in <-chan T, init A, fn func(A, T) A) (A, err
 				p.fail(&StageError{Stage: "reduce", Item: cur, Err: panicError(x)})
 			}
 		}()
-		for v := range in {
+		for {
+			v, ok := src.next(p)
+			if !ok {
+				return
+			}
 			cur = v
 			acc = fn(acc, v)
 		}
@@ -104,12 +112,12 @@ func First[T any](p *Pipeline, in <-chan T) (T, bool, error) {
 	if p == nil {
 		return zero, false, errNilPipeline()
 	}
-	in, ok := sinkInput(p, "first", in)
+	src, ok := sinkInput(p, "first", in)
 	if !ok {
 		return zero, false, p.Wait()
 	}
 	leave := p.enterSink()
-	v, ok := <-in
+	v, ok := src.next(p)
 	if ok {
 		p.exitEarly()
 	}
@@ -124,10 +132,11 @@ func Drain[T any](p *Pipeline, in <-chan T) error {
 	if p == nil {
 		return errNilPipeline()
 	}
-	in, ok := sinkInput(p, "drain", in)
+	src, ok := sinkInput(p, "drain", in)
 	if ok {
 		leave := p.enterSink()
-		for range in {
+		for ok {
+			_, ok = src.next(p)
 		}
 		leave()
 	}
@@ -144,7 +153,7 @@ func All[T any](p *Pipeline, in <-chan T) iter.Seq[T] {
 	if p == nil {
 		return func(func(T) bool) {}
 	}
-	in, ok := sinkInput(p, "all", in)
+	src, ok := sinkInput(p, "all", in)
 	return func(yield func(T) bool) {
 		if !ok {
 			return
@@ -158,7 +167,11 @@ func All[T any](p *Pipeline, in <-chan T) iter.Seq[T] {
 			leave()
 			_ = p.Wait()
 		}()
-		for v := range in {
+		for {
+			v, ok := src.next(p)
+			if !ok {
+				break
+			}
 			if !yield(v) {
 				return
 			}
@@ -167,14 +180,13 @@ func All[T any](p *Pipeline, in <-chan T) iter.Seq[T] {
 	}
 }
 
-// sinkInput checks a sink's input like a stage's: a channel the pipeline did
-// not make is adopted as by FromChan; nil fails the pipeline.
-func sinkInput[T any](p *Pipeline, sink string, in <-chan T) (<-chan T, bool) {
-	in, ok := input(p, nil, in)
+// sinkInput checks a sink's input like a stage's; nil fails the pipeline.
+func sinkInput[T any](p *Pipeline, sink string, in <-chan T) (inlet[T], bool) {
+	src, ok := input(p, nil, in)
 	if !ok {
 		p.fail(errArg(sink, "input channel must not be nil"))
 	}
-	return in, ok
+	return src, ok
 }
 
 func errNilPipeline() error { return errArg("pipeline", "nil *Pipeline") }

@@ -21,8 +21,9 @@
 //
 // Who closes channels: every stage closes its own output(s), exactly once,
 // when it is done (its input closed, or the pipeline was cancelled). Never
-// close a channel a stage returned. A channel made outside the pipeline is
-// adopted as by [FromChan] and never closed by the pipeline.
+// close a channel a stage returned. A channel made outside the pipeline may
+// be any stage's input: the stage reads it as [FromChan] would (giving up on
+// cancel, taking nothing more after [Pipeline.Stop]) and never closes it.
 //
 // Concurrency: a stage with workers runs that many goroutines calling the
 // user's function; stages without a workers argument run one goroutine.

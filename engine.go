@@ -187,7 +187,7 @@ type step[T, R any] func(v T) (res R, send bool, ok bool)
 // the result on out (out is nil for a sink). With calls, each item is a call
 // of a user function, counted in Busy while it runs. The last worker to
 // return closes out. Items arrive in no particular order.
-func runWorkers[T, R any](p *Pipeline, s *stage, in <-chan T, out chan R, workers int, calls bool, mk func(t *counters) step[T, R]) {
+func runWorkers[T, R any](p *Pipeline, s *stage, in inlet[T], out chan R, workers int, calls bool, mk func(t *counters) step[T, R]) {
 	var done func(bool)
 	if out != nil {
 		done = closer(workers, out)
@@ -217,23 +217,26 @@ func runWorkers[T, R any](p *Pipeline, s *stage, in <-chan T, out chan R, worker
 }
 
 // eachItem is the receive loop of every one-goroutine-per-input stage: it
-// takes the items of in until it closes, counts each one taken (as the start
+// takes the items of in until it ends, counts each one taken (as the start
 // of a call of the user's function, if calls) and hands it to handle, which
 // returns false to stop. It stops, and records why, once the pipeline's
-// context is done. A plain range suffices: a channel of the pipeline's is
-// closed by its stage on cancel (see input).
-func eachItem[T any](p *Pipeline, t *counters, in <-chan T, calls bool, handle func(v T) bool) {
-	for v := range in {
+// context is done.
+func eachItem[T any](p *Pipeline, t *counters, in inlet[T], calls bool, handle func(v T) bool) {
+	for {
+		v, ok := in.next(p)
+		if !ok {
+			return
+		}
 		if p.halted() {
 			p.noteCancel()
 			return
 		}
 		t.in.Add(1)
-		ok := handle(v)
+		goOn := handle(v)
 		if calls {
 			t.called.Add(1)
 		}
-		if !ok {
+		if !goOn {
 			return
 		}
 	}
@@ -333,7 +336,7 @@ func (o *reorder[R]) abort() {
 // (numbering them as they do), run concurrently, and results leave in input
 // order. At most workers calls run at once and at most window finished results
 // wait for an earlier one.
-func runOrdered[T, R any](p *Pipeline, s *stage, in <-chan T, out chan R, workers, window int, c *caller[T, R]) {
+func runOrdered[T, R any](p *Pipeline, s *stage, in inlet[T], out chan R, workers, window int, c *caller[T, R]) {
 	p.describe(s, func(s *stage) { s.calls = true })
 	o := &reorder[R]{ring: make([]slot[R], window)}
 	o.room.L = &o.mu
@@ -346,7 +349,7 @@ func runOrdered[T, R any](p *Pipeline, s *stage, in <-chan T, out chan R, worker
 		goWorker(p, s, func() any { return cur }, func() {
 			for {
 				inMu.Lock()
-				v, ok := <-in
+				v, ok := in.next(p)
 				seq := nextIn
 				nextIn++
 				inMu.Unlock()

@@ -13,7 +13,7 @@ func Merge[T any](p *Pipeline, ins ...<-chan T) <-chan T {
 	s, cfg, err := p.newStage("merge", len(ins), optsBasic, nil)
 	out := output[T](p, s, cfg.buf, &err)
 	p.describe(s, func(s *stage) { s.queue = queueOf(out) })
-	adopted := make([]<-chan T, len(ins))
+	adopted := make([]inlet[T], len(ins))
 	for i, in := range ins {
 		if err != nil {
 			break

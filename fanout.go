@@ -13,11 +13,11 @@ import "context"
 // the output is closed; on [Pipeline.Stop] they finish every item still coming.
 // workers < 1, a nil fn or a nil in is an invalid argument.
 func FanOut[T, R any](p *Pipeline, in <-chan T, workers int, fn func(context.Context, T) (R, error), opts ...StageOption) <-chan R {
-	s, cfg, out, in, ok := transform[T, R](p, "fanout", in, workers, nilName(fn == nil, "fn"), optsCall, opts)
+	s, cfg, out, src, ok := transform[T, R](p, "fanout", in, workers, nilName(fn == nil, "fn"), optsCall, opts)
 	if !ok {
 		return out
 	}
-	runWorkers(p, s, in, out, workers, true, callStep(newCaller(p, s, cfg, fn)))
+	runWorkers(p, s, src, out, workers, true, callStep(newCaller(p, s, cfg, fn)))
 	return out
 }
 
@@ -28,11 +28,11 @@ func FanOut[T, R any](p *Pipeline, in <-chan T, workers int, fn func(context.Con
 // grow with the input. Items skipped through [OnError] leave no gap. Errors,
 // cancel and Stop behave as in FanOut.
 func FanOutOrdered[T, R any](p *Pipeline, in <-chan T, workers int, fn func(context.Context, T) (R, error), opts ...StageOption) <-chan R {
-	s, cfg, out, in, ok := transform[T, R](p, "fanoutordered", in, workers, nilName(fn == nil, "fn"), optsCall, opts)
+	s, cfg, out, src, ok := transform[T, R](p, "fanoutordered", in, workers, nilName(fn == nil, "fn"), optsCall, opts)
 	if !ok {
 		return out
 	}
-	runOrdered(p, s, in, out, workers, max(4*workers, 16), newCaller(p, s, cfg, fn))
+	runOrdered(p, s, src, out, workers, max(4*workers, 16), newCaller(p, s, cfg, fn))
 	return out
 }
 
@@ -51,14 +51,14 @@ func FanOutOrdered[T, R any](p *Pipeline, in <-chan T, workers int, fn func(cont
 // need not match. workers < 1, a nil fn or a
 // nil in is an invalid argument.
 func FlatMap[T, R any](p *Pipeline, in <-chan T, workers int, fn func(ctx context.Context, item T, emit func(R) error) error, opts ...StageOption) <-chan R {
-	s, cfg, out, in, ok := transform[T, R](p, "flatmap", in, workers, nilName(fn == nil, "fn"), optsCall, opts)
+	s, cfg, out, src, ok := transform[T, R](p, "flatmap", in, workers, nilName(fn == nil, "fn"), optsCall, opts)
 	if !ok {
 		return out
 	}
 	// Each worker has its own emit, bound to its own counters. While a
 	// call's emit waits for room downstream, the call gives back its Limit
 	// slot (if any): a downstream stage sharing the limiter may need it.
-	runWorkers(p, s, in, out, workers, true, func(t *counters) step[T, R] {
+	runWorkers(p, s, src, out, workers, true, func(t *counters) step[T, R] {
 		var slot *heldSlot // the current call's Limit slot
 		ctr := t
 		emit := func(r R) error {
@@ -98,13 +98,13 @@ func FlatMap[T, R any](p *Pipeline, in <-chan T, workers int, fn func(ctx contex
 // all outputs. n < 1, n > 1<<20 or a nil in is an invalid argument: n
 // closed outputs are returned (none if n is out of range).
 func Tee[T any](p *Pipeline, in <-chan T, n int) []<-chan T {
-	outs, s, in, ok := split[T](p, "tee", in, n, "")
+	outs, s, src, ok := split[T](p, "tee", in, n, "")
 	if !ok {
 		return readOnly(outs)
 	}
 	t := &s.ctr[0]
 	goWorker(p, s, nil, func() {
-		eachItem(p, t, in, false, func(v T) bool {
+		eachItem(p, t, src, false, func(v T) bool {
 			for _, o := range outs {
 				if !send(p, o, v) {
 					return false
@@ -124,14 +124,14 @@ func Tee[T any](p *Pipeline, in <-chan T, n int) []<-chan T {
 // [*PanicError]. n < 1, n > 1<<20, a nil route or a nil in is an invalid
 // argument.
 func Partition[T any](p *Pipeline, in <-chan T, n int, route func(T) int) []<-chan T {
-	outs, s, in, ok := split[T](p, "partition", in, n, nilName(route == nil, "route"))
+	outs, s, src, ok := split[T](p, "partition", in, n, nilName(route == nil, "route"))
 	if !ok {
 		return readOnly(outs)
 	}
 	t := &s.ctr[0]
 	var cur T
 	goWorker(p, s, func() any { return cur }, func() {
-		eachItem(p, t, in, false, func(v T) bool {
+		eachItem(p, t, src, false, func(v T) bool {
 			cur = v
 			i := route(v) % n
 			if i < 0 {
@@ -160,11 +160,11 @@ func nilName(isNil bool, name string) string {
 // arguments; bad, if not empty, is a stage-specific problem found by the
 // caller (a nil function, a size out of range). If ok is false the output is already closed and the pipeline
 // failed with the reason.
-func transform[T, R any](p *Pipeline, kind string, in <-chan T, workers int, bad string, allowed optBit, opts []StageOption) (s *stage, cfg *stageConfig, out chan R, adopted <-chan T, ok bool) {
+func transform[T, R any](p *Pipeline, kind string, in <-chan T, workers int, bad string, allowed optBit, opts []StageOption) (s *stage, cfg *stageConfig, out chan R, adopted inlet[T], ok bool) {
 	if p == nil {
 		out = make(chan R)
 		close(out)
-		return nil, nil, out, nil, false
+		return nil, nil, out, inlet[T]{}, false
 	}
 	s, cfg, err := p.newStage(kind, workers, allowed, opts)
 	out = output[R](p, s, cfg.buf, &err)
@@ -182,20 +182,20 @@ func transform[T, R any](p *Pipeline, kind string, in <-chan T, workers int, bad
 	}
 	if err != nil {
 		close(out)
-		return s, cfg, out, nil, false
+		return s, cfg, out, inlet[T]{}, false
 	}
 	return s, cfg, out, adopted, true
 }
 
 // split registers a one-input, n-output stage.
-func split[T any](p *Pipeline, kind string, in <-chan T, n int, bad string) ([]chan T, *stage, <-chan T, bool) {
+func split[T any](p *Pipeline, kind string, in <-chan T, n int, bad string) ([]chan T, *stage, inlet[T], bool) {
 	outs := make([]chan T, min(max(n, 0), maxWorkers))
 	if p == nil {
 		for i := range outs {
 			outs[i] = make(chan T)
 			close(outs[i])
 		}
-		return outs, nil, nil, false
+		return outs, nil, inlet[T]{}, false
 	}
 	s, cfg, err := p.newStage(kind, 1, optsBasic, nil)
 	if err == nil && n > maxWorkers {
@@ -206,7 +206,7 @@ func split[T any](p *Pipeline, kind string, in <-chan T, n int, bad string) ([]c
 		outs[i] = output[T](p, s, cfg.buf, &err)
 	}
 	p.describe(s, func(s *stage) { s.queue = queueOf(outs...) })
-	var adopted <-chan T
+	var adopted inlet[T]
 	switch {
 	case err != nil:
 	case n < 1:
@@ -223,7 +223,7 @@ func split[T any](p *Pipeline, kind string, in <-chan T, n int, bad string) ([]c
 		for _, o := range outs {
 			close(o)
 		}
-		return outs, s, nil, false
+		return outs, s, inlet[T]{}, false
 	}
 	return outs, s, adopted, true
 }

@@ -8,12 +8,12 @@ package pipeline
 // [Pipeline.Stop] it goes on until its input closes. A nil keep or a nil in is
 // an invalid argument.
 func Filter[T any](p *Pipeline, in <-chan T, keep func(T) bool, opts ...StageOption) <-chan T {
-	s, _, out, in, ok := transform[T, T](p, "filter", in, 1, nilName(keep == nil, "keep"), optsBasic, opts)
+	s, _, out, src, ok := transform[T, T](p, "filter", in, 1, nilName(keep == nil, "keep"), optsBasic, opts)
 	if !ok {
 		return out
 	}
 	tell := discarder[T]()
-	runWorkers(p, s, in, out, 1, false, func(t *counters) step[T, T] {
+	runWorkers(p, s, src, out, 1, false, func(t *counters) step[T, T] {
 		return func(v T) (T, bool, bool) {
 			if keep(v) {
 				return v, true, true

@@ -50,9 +50,11 @@ func FromSeq[T any](p *Pipeline, seq iter.Seq[T], opts ...StageOption) <-chan T 
 // received from ch, in order, until ch is closed. Unlike a plain range over
 // ch, it gives up when the pipeline is cancelled and ends cleanly on
 // [Pipeline.Stop] (values still in ch are then left there, not lost: they were
-// never emitted). FromChan never closes ch. Stages given a channel the
-// pipeline did not make adopt it this way themselves; FromChan makes it
-// explicit and lets it carry a [Name]. A nil ch is an invalid argument.
+// never emitted). FromChan never closes ch. A stage given a channel the
+// pipeline did not make reads it the same way itself, without FromChan's
+// goroutine; FromChan makes the source a stage of its own, with a [Name], its
+// own buffer and its own line in [Pipeline.Stats]. A nil ch is an invalid
+// argument.
 func FromChan[T any](p *Pipeline, ch <-chan T, opts ...StageOption) <-chan T {
 	if ch == nil {
 		return source[T](p, "fromchan", opts, errNil("channel"), nil)
@@ -142,17 +144,8 @@ func source[T any](p *Pipeline, kind string, opts []StageOption, bad error, fn f
 			p.noteCancel()
 			return context.Cause(p.ctx)
 		}
-		select {
-		case out <- v:
-		default:
-			select {
-			case out <- v:
-			case <-p.done:
-				p.noteCancel()
-				return context.Cause(p.ctx)
-			case <-stop:
-				return ErrStopped
-			}
+		if err := deliver(p, out, v, stop); err != nil {
+			return err
 		}
 		ctr.out.Add(1)
 		return nil
