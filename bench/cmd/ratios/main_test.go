@@ -106,6 +106,28 @@ func TestRows_W4IsInconclusiveWhenTheFloorDidNotSpeedUp(t *testing.T) {
 	assert.Empty(t, r.inconclusive)
 }
 
+func TestRows_W4AgainstTheSerialLoopComparesTwoWorkerTimes(t *testing.T) {
+	r := rowFor(t, parse(t, twoRounds), "W4", "speedup over the serial loop")
+	// floor on 1 worker 60000; on 2 workers: conc 40000, pipeline 50000.
+	assert.InDelta(t, (60000.0/50000)/(60000.0/40000), r.got.med, 1e-9)
+	assert.False(t, r.ok)
+	assert.Empty(t, r.inconclusive)
+
+	fast := strings.Replace(twoRounds, "impl=pipeline/workers=2-2 	 1	 1 ns/op	 50000", "impl=pipeline/workers=2-2 	 1	 1 ns/op	 41000", 1)
+	r = rowFor(t, parse(t, fast), "W4", "speedup over the serial loop")
+	assert.InDelta(t, 40000.0/41000, r.got.med, 1e-9)
+	assert.True(t, r.ok)
+}
+
+func TestRows_W4OwnSpeedupAboveTheWorkerCountIsNotMeaningful(t *testing.T) {
+	// conc on 1 worker 90000, on 2 workers 40000: 2.25×, beyond 2 workers.
+	slow := strings.Replace(twoRounds, "impl=conc/workers=1-2     	 1	 1 ns/op	 80000", "impl=conc/workers=1-2     	 1	 1 ns/op	 90000", 1)
+	r := rowFor(t, parse(t, slow), "W4", "speedup 1→2")
+	assert.Contains(t, r.inconclusive, "not meaningful: the best contender's own speedup is 2.25×")
+	abs := rowFor(t, parse(t, slow), "W4", "speedup over the serial loop")
+	assert.Empty(t, abs.inconclusive, "the serial-loop row does not depend on 1-worker times")
+}
+
 func TestSplitImpl_SeparatesWorkloadAndContender(t *testing.T) {
 	cases := []struct{ name, workload, impl string }{
 		{"W1/impl=pipeline", "W1", "pipeline"},
