@@ -27,13 +27,9 @@ if [ ! -x /usr/bin/time ]; then
   echo "run.sh: /usr/bin/time is missing (Debian: apt-get install time)" >&2
   exit 1
 fi
-benchstat=$(command -v benchstat || echo "$(go env GOPATH)/bin/benchstat")
-if [ ! -x "$benchstat" ]; then
-  go install golang.org/x/perf/cmd/benchstat@latest
-fi
-
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
+. "$here/common.sh"
+benchstat=$(need_benchstat)
+out=$(outdir "$out")
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 
