@@ -23,7 +23,8 @@
 // when it is done (its input closed, or the pipeline was cancelled). Never
 // close a channel a stage returned. A channel made outside the pipeline may
 // be any stage's input: the stage reads it as [FromChan] would (giving up on
-// cancel, taking nothing more after [Pipeline.Stop]) and never closes it.
+// cancel; on [Pipeline.Stop], delivering what it took and leaving the rest in
+// the channel) and never closes it.
 //
 // Concurrency: a stage with workers runs that many goroutines calling the
 // user's function; stages without a workers argument run one goroutine.

@@ -400,7 +400,8 @@ func send[T any](p *Pipeline, out chan<- T, v T) bool {
 // frees, sends one item and parks again: a context switch per item whenever
 // its readers are slower. Yielding first lets the readers take several items,
 // so the sender then fills several slots per wakeup. (Measured in bench/:
-// it is what brings the 100-worker sleep workload, W3, to the sleep floor.)
+// on W3, 100 sleeping workers fed by one source, it lifts the efficiency
+// from 0.94× to 0.96–0.97× of the sleep floor's.)
 func deliver[T any](p *Pipeline, out chan<- T, v T, stop <-chan struct{}) error {
 	select {
 	case out <- v:
@@ -752,8 +753,9 @@ type inlet[T any] struct {
 // next returns the next item of the input; false once it has ended: closed,
 // or, for a foreign channel, the pipeline cancelled (the reason recorded) or
 // stopped. A stage whose input is foreign is the pipeline's source as far as
-// Stop goes: it takes nothing more from the channel once Stop is called, and
-// what the channel still holds stays there.
+// Stop goes: once it sees Stop it takes nothing more from the channel (a
+// receive already under way may still take one value, which is delivered),
+// and what the channel still holds stays there.
 func (in inlet[T]) next(p *Pipeline) (T, bool) {
 	if in.foreign {
 		return in.nextForeign(p)
