@@ -21,6 +21,7 @@ import (
 
 // foreignCase runs a pipeline whose input is ch and returns how many items
 // reached its end (each input item counts factor times) once it has ended.
+// Unbatch is covered through the Batch cases.
 type foreignCase struct {
 	name   string
 	factor int
@@ -98,6 +99,11 @@ func foreignCases() []foreignCase {
 		}},
 		{"Reduce", 1, func(p *pipeline.Pipeline, ch <-chan int) (int, error) {
 			return pipeline.Reduce(p, ch, 0, func(n, _ int) int { return n + 1 })
+		}},
+		// Drain counts nothing: factor 0 leaves the checks that it ends on
+		// Stop and cancel, and that what Stop left stays in the channel.
+		{"Drain", 0, func(p *pipeline.Pipeline, ch <-chan int) (int, error) {
+			return 0, pipeline.Drain(p, ch)
 		}},
 		{"All", 1, func(p *pipeline.Pipeline, ch <-chan int) (int, error) {
 			n := 0
