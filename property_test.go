@@ -483,18 +483,7 @@ func TestProperty_Partition_SendsEveryItemToItsOutputInOrder(t *testing.T) {
 		p := pipeline.New(context.Background(), relBuf(r)...)
 		outs := pipeline.Partition(p, pipeline.Generate(p, relInts(n)...), k, route)
 		require.Len(t, outs, k)
-		got := make([][]int, k)
-		var wg sync.WaitGroup
-		for i, o := range outs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for v := range o {
-					got[i] = append(got[i], v)
-				}
-			}()
-		}
-		wg.Wait()
+		got := coreReadAll(outs)
 		require.NoError(t, p.Wait())
 		want := make([][]int, k)
 		for v := range n {

@@ -67,23 +67,6 @@ func relStopSource[T any](p *pipeline.Pipeline, r *rand.Rand, mk func(i int) T) 
 
 func relIdentity(i int) int { return i }
 
-// relReadAll reads every output on its own goroutine, in order.
-func relReadAll(outs []<-chan int) [][]int {
-	got := make([][]int, len(outs))
-	var wg sync.WaitGroup
-	for i, o := range outs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for v := range o {
-				got[i] = append(got[i], v)
-			}
-		}()
-	}
-	wg.Wait()
-	return got
-}
-
 // relStopCase builds a stage on an endless source, stops it at a random
 // moment, and checks what reached the sink against what was emitted.
 type relStopCase struct {
@@ -264,7 +247,7 @@ var relStopCases = []relStopCase{
 	{"Tee", func(t *testing.T, r *rand.Rand) {
 		p := pipeline.New(context.Background(), relBuf(r)...)
 		src, emitted := relStopSource(p, r, relIdentity)
-		got := relReadAll(pipeline.Tee(p, src, 1+r.IntN(4)))
+		got := coreReadAll(pipeline.Tee(p, src, 1+r.IntN(4)))
 		require.NoError(t, p.Wait())
 		em := emitted()
 		if len(em) == 0 {
@@ -279,7 +262,7 @@ var relStopCases = []relStopCase{
 		p := pipeline.New(context.Background(), relBuf(r)...)
 		src, emitted := relStopSource(p, r, relIdentity)
 		route := relRoute(r.Uint64())
-		got := relReadAll(pipeline.Partition(p, src, n, route))
+		got := coreReadAll(pipeline.Partition(p, src, n, route))
 		require.NoError(t, p.Wait())
 		want := make([][]int, n)
 		for _, v := range emitted() {
