@@ -1,6 +1,11 @@
 package pipeline
 
+// This file holds the stages that shape the flow between a producer and a
+// slower consumer: Buffer (a queue that blocks), DropOnFull (a queue that
+// sheds) and Throttle (a rate limit).
+
 import (
+	"fmt"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -10,15 +15,13 @@ import (
 // upstream runs up to n items ahead of a slow downstream before it blocks
 // (backpressure). On cancel it stops and closes its output; on
 // [Pipeline.Stop] it goes on until its input closes. n < 1 or a nil in is an
-// invalid argument.
-func Buffer[T any](p *Pipeline, in <-chan T, n int) <-chan T {
-	return forward(p, "buffer", in, n, nil, func(out chan T, t *counters, v T) bool {
-		if !send(p, out, v) {
-			return false
-		}
-		t.out.Add(1)
-		return true
-	})
+// invalid argument. It accepts [Name], and [BufferSize] if it says n.
+func Buffer[T any](p *Pipeline, in <-chan T, n int, opts ...StageOption) <-chan T {
+	return build(p, queueSpec("buffer", n, opts), queueOpts(n, opts), func(nd *node[T, T]) {
+		nd.each(func(t *counters) func(T) bool {
+			return func(v T) bool { return sendCounted(p, t, nd.out, v) }
+		})
+	}, in).out
 }
 
 // DropOnFull passes items of in on, in order, through a queue of n items, and
@@ -26,21 +29,47 @@ func Buffer[T any](p *Pipeline, in <-chan T, n int) <-chan T {
 // (load shedding) and counted in [StageStats].Dropped, so In = Out + Dropped;
 // a [Discarder] item is told [ErrDropped].
 // Dropping is deliberate: it does not make [Pipeline.Wait] fail. Cancel and
-// Stop behave as in [Buffer]. n < 1 or a nil in is an invalid argument.
+// Stop behave as in [Buffer]. n < 1 or a nil in is an invalid argument. It
+// accepts [Name], and [BufferSize] if it says n.
 func DropOnFull[T any](p *Pipeline, in <-chan T, n int, opts ...StageOption) <-chan T {
-	tell := discarder[T]()
-	return forward(p, "droponfull", in, n, opts, func(out chan T, t *counters, v T) bool {
-		select {
-		case out <- v:
-			t.out.Add(1)
-		default:
-			t.dropped.Add(1)
-			if tell {
-				discard(v, ErrDropped)
+	return build(p, queueSpec("droponfull", n, opts), queueOpts(n, opts), func(nd *node[T, T]) {
+		tell := discarder[T]()
+		nd.each(func(t *counters) func(T) bool {
+			return func(v T) bool {
+				select {
+				case nd.out <- v:
+					t.out.Add(1)
+				default:
+					t.dropped.Add(1)
+					if tell {
+						discard(v, ErrDropped)
+					}
+				}
+				return true
 			}
-		}
-		return true
-	})
+		})
+	}, in).out
+}
+
+// queueOpts is opts with BufferSize(n) last, for a stage whose queue is its
+// output (the caller's slice is not written to).
+func queueOpts(n int, opts []StageOption) []StageOption {
+	if n < 1 {
+		return opts
+	}
+	return append(opts[:len(opts):len(opts)], BufferSize(n))
+}
+
+// queueSpec describes a one-goroutine stage whose output is a queue of n
+// items; a BufferSize among opts must agree with n.
+func queueSpec(kind string, n int, opts []StageOption) spec {
+	bad := ""
+	if n < 1 {
+		bad = "n must be >= 1"
+	} else if cfg := configure(opts); cfg.used&optBuffer != 0 && cfg.buf != n {
+		bad = fmt.Sprintf("BufferSize(%d) contradicts the queue size n = %d", cfg.buf, n)
+	}
+	return spec{kind: kind, workers: 1, outs: 1, allowed: optsBasic, bad: bad}
 }
 
 // Throttle passes items of in on, in order, at a limited rate: up to burst
@@ -51,58 +80,25 @@ func DropOnFull[T any](p *Pipeline, in <-chan T, n int, opts ...StageOption) <-c
 // timer or goroutine is left once it returns. every <= 0, burst < 1 or a nil
 // in is an invalid argument.
 func Throttle[T any](p *Pipeline, in <-chan T, every time.Duration, burst int, opts ...StageOption) <-chan T {
-	var lim *rate.Limiter
-	if every > 0 && burst >= 1 {
-		lim = rate.NewLimiter(rate.Every(every), burst)
+	bad := ""
+	switch {
+	case every <= 0:
+		bad = "every = " + every.String() + ", must be > 0"
+	case burst < 1:
+		bad = "burst must be >= 1"
 	}
-	return forwardChecked(p, "throttle", in, opts, func() string {
-		switch {
-		case every <= 0:
-			return "every = " + every.String() + ", must be > 0"
-		case burst < 1:
-			return "burst must be >= 1"
-		}
-		return ""
-	}, func(out chan T, t *counters, v T) bool {
-		r := lim.Reserve() // never fails: burst >= 1 and one token per item
-		if d := r.Delay(); d > 0 {
-			if !p.sleep(d) {
-				r.Cancel()
-				p.noteCancel()
-				return false
+	sp := spec{kind: "throttle", workers: 1, outs: 1, allowed: optsBasic, bad: bad}
+	return build(p, sp, opts, func(n *node[T, T]) {
+		lim := rate.NewLimiter(rate.Every(every), burst)
+		n.each(func(t *counters) func(T) bool {
+			return func(v T) bool {
+				r := lim.Reserve() // never fails: burst >= 1 and one token per item
+				if d := r.Delay(); d > 0 && !p.sleep(d) {
+					r.Cancel()
+					return false
+				}
+				return sendCounted(p, t, n.out, v)
 			}
-		}
-		if !send(p, out, v) {
-			return false
-		}
-		t.out.Add(1)
-		return true
-	})
-}
-
-// forward runs a one-goroutine stage whose output queue holds n items and
-// whose handle passes one item on.
-func forward[T any](p *Pipeline, kind string, in <-chan T, n int, opts []StageOption, handle func(out chan T, t *counters, v T) bool) <-chan T {
-	if n >= 1 {
-		opts = append(opts, BufferSize(n))
-	}
-	return forwardChecked(p, kind, in, opts, func() string {
-		if n < 1 {
-			return "n must be >= 1"
-		}
-		return ""
-	}, handle)
-}
-
-// forwardChecked is forward with a custom argument check (empty: fine).
-func forwardChecked[T any](p *Pipeline, kind string, in <-chan T, opts []StageOption, check func() string, handle func(out chan T, t *counters, v T) bool) <-chan T {
-	s, _, out, src, ok := transform[T, T](p, kind, in, 1, check(), optsBasic, opts)
-	if !ok {
-		return out
-	}
-	t := &s.ctr[0]
-	goWorker(p, s, nil, func() {
-		eachItem(p, t, src, false, func(v T) bool { return handle(out, t, v) })
-	}, closer(1, out))
-	return out
+		})
+	}, in).out
 }

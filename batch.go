@@ -1,5 +1,8 @@
 package pipeline
 
+// This file holds Batch (items into slices, by size and by time) and Unbatch
+// (slices back into items).
+
 import (
 	"fmt"
 	"time"
@@ -18,18 +21,16 @@ func Batch[T any](p *Pipeline, in <-chan T, size int, maxWait time.Duration, opt
 	if size < 1 {
 		bad = fmt.Sprintf("size = %d, must be >= 1", size)
 	}
-	s, _, out, src, ok := transform[T, []T](p, "batch", in, 1, bad, optsBasic, opts)
-	if !ok {
-		return out
-	}
-	t := &s.ctr[0]
-	goWorker(p, s, nil, func() {
-		b := batcher[T]{p: p, out: out, t: t, size: size}
-		b.run(src, maxWait)
-	}, closer(1, out))
-	return out
+	sp := spec{kind: "batch", workers: 1, outs: 1, allowed: optsBasic, bad: bad}
+	return build(p, sp, opts, func(n *node[T, []T]) {
+		n.goOne(func(t *counters) {
+			b := batcher[T]{p: p, out: n.out, t: t, size: size}
+			b.run(n.in, maxWait)
+		}, nil)
+	}, in).out
 }
 
+// batcher is Batch's state: the batch being filled.
 type batcher[T any] struct {
 	p    *Pipeline
 	out  chan []T
@@ -56,8 +57,7 @@ func (b *batcher[T]) add(v T) bool {
 // flush sends the partial batch, if any; false means the pipeline is done.
 // After cancellation the batch is discarded, not sent.
 func (b *batcher[T]) flush() bool {
-	if b.p.halted() {
-		b.p.noteCancel()
+	if b.p.interrupted() {
 		return false
 	}
 	if len(b.cur) == 0 {
@@ -74,7 +74,9 @@ func (b *batcher[T]) flush() bool {
 
 // run batches by size and, if maxWait > 0, by the time since a batch's first
 // item; it flushes on Stop and when the input closes. A received item costs no
-// select unless the input is empty.
+// select unless the input is empty. It is the one stage loop that does not
+// use the shared receive loop: it waits on its input, its timer and Stop at
+// once.
 //
 // The pipeline's own input channel closes on cancel; a foreign one does not,
 // so run also watches the context for it, and treats Stop as its end, as
@@ -112,7 +114,7 @@ func (b *batcher[T]) run(src inlet[T], maxWait time.Duration) {
 				}
 				continue
 			case <-done:
-				b.p.noteCancel()
+				b.p.interrupted()
 				return
 			}
 		}
@@ -120,8 +122,7 @@ func (b *batcher[T]) run(src inlet[T], maxWait time.Duration) {
 			b.flush()
 			return
 		}
-		if b.p.halted() {
-			b.p.noteCancel()
+		if b.p.interrupted() {
 			return
 		}
 		if src.foreign && b.p.stopped.Load() {
@@ -151,29 +152,20 @@ func (b *batcher[T]) run(src inlet[T], maxWait time.Duration) {
 // [Batch]. [StageStats] counts items in In and Out. Cancel and Stop behave as
 // in [Buffer]. A nil in is an invalid argument.
 func Unbatch[T any](p *Pipeline, in <-chan []T, opts ...StageOption) <-chan T {
-	s, _, out, src, ok := transform[[]T, T](p, "unbatch", in, 1, "", optsBasic, opts)
-	if !ok {
-		return out
-	}
-	t := &s.ctr[0]
-	goWorker(p, s, nil, func() {
-		for {
-			b, ok := src.next(p)
-			if !ok {
-				return
-			}
-			t.in.Add(uint64(len(b)))
-			for _, v := range b {
-				if p.halted() {
-					p.noteCancel()
-					return
+	sp := spec{kind: "unbatch", workers: 1, outs: 1, allowed: optsBasic}
+	return build(p, sp, opts, func(n *node[[]T, T]) {
+		n.each(func(t *counters) func([]T) bool {
+			return func(b []T) bool {
+				// The receive loop counted the slice as one item in; it
+				// holds len(b) (an add of -1 when it is empty).
+				t.in.Add(uint64(len(b)) - 1)
+				for _, v := range b {
+					if p.interrupted() || !sendCounted(p, t, n.out, v) {
+						return false
+					}
 				}
-				if !send(p, out, v) {
-					return
-				}
-				t.out.Add(1)
+				return true
 			}
-		}
-	}, closer(1, out))
-	return out
+		})
+	}, in).out
 }

@@ -1,5 +1,8 @@
 package pipeline
 
+// This file draws a pipeline as a Mermaid flowchart, from the stages
+// Stats reports.
+
 import (
 	"fmt"
 	"strings"
@@ -16,16 +19,7 @@ func (p *Pipeline) Diagram() string {
 	if p == nil {
 		return "flowchart LR\n"
 	}
-	stats := p.Stats()
-	p.mu.Lock()
-	edges := make([][]int, len(p.stages))
-	for i, s := range p.stages {
-		for _, u := range s.inputs {
-			edges[i] = append(edges[i], u.index)
-		}
-	}
-	p.mu.Unlock()
-
+	stages, stats := p.view()
 	var b strings.Builder
 	b.WriteString("flowchart LR\n")
 	for i, st := range stats {
@@ -43,10 +37,10 @@ func (p *Pipeline) Diagram() string {
 		fmt.Fprintf(&b, "    s%d[\"<b>%s</b><br/>%s · %s<br/>%s\"]\n",
 			i+1, mermaidText(st.Name), st.Kind, workers, counts)
 	}
-	for i, ups := range edges {
-		for _, u := range ups {
-			up := stats[u-1]
-			fmt.Fprintf(&b, "    s%d -->|\"%d/%d\"| s%d\n", u, up.QueueLen, up.QueueCap, i+1)
+	for i, s := range stages {
+		for _, u := range s.inputs {
+			up := stats[u.index-1]
+			fmt.Fprintf(&b, "    s%d -->|\"%d/%d\"| s%d\n", u.index, up.QueueLen, up.QueueCap, i+1)
 		}
 	}
 	return b.String()

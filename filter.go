@@ -1,5 +1,7 @@
 package pipeline
 
+// This file holds Filter.
+
 // Filter sends on the items of in for which keep returns true, in input
 // order, and drops the rest (counted in [StageStats].Dropped, so In = Out +
 // Dropped; a [Discarder] item is told [ErrFiltered]). keep runs on one goroutine; it should be cheap (use [FanOut] with
@@ -8,22 +10,20 @@ package pipeline
 // [Pipeline.Stop] it goes on until its input closes. A nil keep or a nil in is
 // an invalid argument.
 func Filter[T any](p *Pipeline, in <-chan T, keep func(T) bool, opts ...StageOption) <-chan T {
-	s, _, out, src, ok := transform[T, T](p, "filter", in, 1, nilName(keep == nil, "keep"), optsBasic, opts)
-	if !ok {
-		return out
-	}
-	tell := discarder[T]()
-	runWorkers(p, s, src, out, 1, false, func(t *counters) step[T, T] {
-		return func(v T) (T, bool, bool) {
-			if keep(v) {
-				return v, true, true
+	sp := spec{kind: "filter", workers: 1, outs: 1, allowed: optsBasic, bad: mustNotBeNil(keep == nil, "keep")}
+	return build(p, sp, opts, func(n *node[T, T]) {
+		tell := discarder[T]()
+		n.each(func(t *counters) func(T) bool {
+			return func(v T) bool {
+				if keep(v) {
+					return sendCounted(p, t, n.out, v)
+				}
+				t.dropped.Add(1)
+				if tell {
+					discard(v, ErrFiltered)
+				}
+				return true
 			}
-			t.dropped.Add(1)
-			if tell {
-				discard(v, ErrFiltered)
-			}
-			return v, false, true
-		}
-	})
-	return out
+		})
+	}, in).out
 }

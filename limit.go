@@ -1,5 +1,8 @@
 package pipeline
 
+// This file holds Limiter, the concurrency budget stages share through the
+// Limit option, and Weighted, which makes one call hold several slots.
+
 import (
 	"container/list"
 	"context"

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ec0f1147/pipeline"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 
-	"github.com/ec0f1147/pipeline"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -272,46 +272,52 @@ func (r *run) releaseLeftovers() int {
 	return len(left)
 }
 
-// runs finds the Sources of a pipeline from its sinks: each Source registers
-// its run under its pipeline, and the entry goes when the pipeline's context
-// ends (a sink takes its snapshot when it is built, before that).
-var runs sync.Map // *pipeline.Pipeline → *runList
-
-type runList struct {
+// runs are the Sources of one pipeline, attached to it ([pipeline.Attach])
+// so that its natsjs sinks find them.
+type runs struct {
 	mu   sync.Mutex
-	runs []*run
+	list []*run
+	hook bool // finish is registered as the pipeline's Finally hook
 }
 
-func register(p *pipeline.Pipeline, r *run) {
-	v, loaded := runs.LoadOrStore(p, &runList{})
-	l := v.(*runList)
-	if !loaded {
-		context.AfterFunc(p.Context(), func() { runs.Delete(p) })
+type runsKey struct{}
+
+// runsOf returns the runs attached to p.
+func runsOf(p *pipeline.Pipeline) *runs {
+	return pipeline.Attach(p, runsKey{}, func() *runs { return &runs{} })
+}
+
+func (rs *runs) add(r *run) {
+	rs.mu.Lock()
+	rs.list = append(rs.list, r)
+	rs.mu.Unlock()
+}
+
+// checkAtEnd makes finish run when p ends, once however many natsjs sinks
+// p has. Only a natsjs sink asks for it: a message that a core sink (First,
+// Collect, All) hands to the caller is the caller's to settle.
+func (rs *runs) checkAtEnd(p *pipeline.Pipeline) {
+	rs.mu.Lock()
+	first := !rs.hook
+	rs.hook = true
+	rs.mu.Unlock()
+	if first {
+		p.Finally(rs.finish)
 	}
-	l.mu.Lock()
-	l.runs = append(l.runs, r)
-	l.mu.Unlock()
 }
 
-func runsOf(p *pipeline.Pipeline) []*run {
-	v, ok := runs.Load(p)
-	if !ok {
-		return nil
-	}
-	l := v.(*runList)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]*run(nil), l.runs...)
-}
-
-// finish is the end of every natsjs sink: after a clean end, a message that
-// is still unsettled was lost by a stage; it is released and reported.
-func finish(err error, rs []*run) error {
+// finish runs when the pipeline ends (a [pipeline.Pipeline.Finally] hook):
+// after a clean end, a message that is still unsettled was lost by a stage;
+// it is released and reported as the pipeline's result.
+func (rs *runs) finish(err error) error {
 	if err != nil {
 		return err
 	}
+	rs.mu.Lock()
+	list := rs.list
+	rs.mu.Unlock()
 	n := 0
-	for _, r := range rs {
+	for _, r := range list {
 		n += r.releaseLeftovers()
 	}
 	if n > 0 {

@@ -28,12 +28,11 @@ var errPublishTimeout = errors.New("natsjs: no acknowledgement for the downstrea
 // Msg.Ack does: a lost ack means one more delivery, never a lost message.
 // A nil in is an invalid argument.
 func Ack[T any](p *pipeline.Pipeline, in <-chan *Msg[T]) error {
-	rs := runsOf(p)
-	err := pipeline.ForEach(p, in, 1, func(_ context.Context, m *Msg[T]) error {
+	runsOf(p).checkAtEnd(p)
+	return pipeline.ForEach(p, in, 1, func(_ context.Context, m *Msg[T]) error {
 		m.d.ack()
 		return nil
 	}, pipeline.Name("natsjs.ack"))
-	return finish(err, rs)
 }
 
 // Publish is the sink that publishes the Value of every message of in,
@@ -58,7 +57,7 @@ func Publish[T any](p *pipeline.Pipeline, in <-chan *Msg[T], js jetstream.JetStr
 		what := fmt.Sprintf("nil JetStream, empty subject, maxInFlight %d < 1 or nil encode", maxInFlight)
 		return pipeline.Drain(p, failed[struct{}](p, "Publish", what))
 	}
-	rs := runsOf(p)
+	runsOf(p).checkAtEnd(p)
 	slots := make(chan struct{}, maxInFlight)
 	sent := pipeline.FanOut(p, in, 1, func(ctx context.Context, m *Msg[T]) (pending, error) {
 		data, err := encode(m.Value)
@@ -77,12 +76,11 @@ func Publish[T any](p *pipeline.Pipeline, in <-chan *Msg[T], js jetstream.JetStr
 		}
 		return pending{d: m.d, fut: fut}, nil
 	}, pipeline.Name("natsjs.publish"), pipeline.BufferSize(maxInFlight), pipeline.OnError(settleFailure))
-	err := pipeline.ForEach(p, sent, 1, func(ctx context.Context, pd pending) error {
+	return pipeline.ForEach(p, sent, 1, func(ctx context.Context, pd pending) error {
 		defer func() { <-slots }()
 		pd.confirm(ctx)
 		return nil
 	}, pipeline.Name("natsjs.confirm"))
-	return finish(err, rs)
 }
 
 // pending is a downstream publish awaiting the server's acknowledgement.

@@ -43,7 +43,7 @@ func Source[T any](p *pipeline.Pipeline, c *Consumer, decode func(data []byte) (
 		return failed[*Msg[T]](p, "Source", "nil Consumer or decode")
 	}
 	r := newRun()
-	register(p, r)
+	runsOf(p).add(r)
 	opts = append([]pipeline.StageOption{pipeline.Name("natsjs.source")}, opts...)
 	return pipeline.Produce(p, func(ctx context.Context, emit func(*Msg[T]) error) error {
 		// A missed heartbeat (a pull request lost on the way, a server under

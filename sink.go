@@ -1,5 +1,9 @@
 package pipeline
 
+// This file holds the sinks, which consume a pipeline's last output and
+// return its result: ForEach (a worker pool with no output), and Collect,
+// Reduce, First, Drain and All, which run on the caller's goroutine.
+
 import (
 	"context"
 	"iter"
@@ -10,14 +14,19 @@ import (
 // on the caller's goroutine counts as part of the pipeline while it runs:
 // Wait and Shutdown called elsewhere wait for it.
 
+// inlineSink adopts the input of a sink that runs on its caller's goroutine
+// (it is not a stage of Stats). If ok is false the pipeline has failed with
+// the reason (a nil p, a nil in, or bad, the sink's own argument problem).
+func inlineSink[T any](p *Pipeline, kind string, in <-chan T, bad string) (src inlet[T], ok bool) {
+	n := build[T, struct{}](p, spec{kind: kind, inline: true, bad: bad}, nil, nil, in)
+	return n.in, n.err == nil
+}
+
 // Collect gathers every item of in, in arrival order, and returns them with
 // the pipeline's result ([Pipeline.Wait]). On failure it returns what arrived
 // before the pipeline stopped, and the error. A nil in is an invalid argument.
 func Collect[T any](p *Pipeline, in <-chan T) ([]T, error) {
-	if p == nil {
-		return nil, errNilPipeline()
-	}
-	src, ok := sinkInput(p, "collect", in)
+	src, ok := inlineSink(p, "collect", in, "")
 	if !ok {
 		return nil, p.Wait()
 	}
@@ -40,27 +49,22 @@ func Collect[T any](p *Pipeline, in <-chan T) ([]T, error) {
 // [OnError], [Limit]), cancel and Stop behave as in [FanOut]. workers < 1, a
 // nil fn or a nil in is an invalid argument.
 func ForEach[T any](p *Pipeline, in <-chan T, workers int, fn func(context.Context, T) error, opts ...StageOption) error {
-	if p == nil {
-		return errNilPipeline()
-	}
-	s, cfg, out, src, ok := transform[T, struct{}](p, "foreach", in, workers, nilName(fn == nil, "fn"), optsCall&^optBuffer, opts)
-	if ok {
-		p.describe(s, func(s *stage) { s.queue = nil })
-		c := newCaller(p, s, cfg, func(ctx context.Context, v T) (struct{}, error) {
+	sp := callSpec("foreach", workers, fn == nil)
+	sp.outs, sp.allowed = 0, optsSink
+	build(p, sp, opts, func(n *node[T, struct{}]) {
+		c := newCaller(p, &n.s, &n.cfg, func(ctx context.Context, v T) (struct{}, error) {
 			return struct{}{}, fn(ctx, v)
 		})
-		runWorkers(p, s, src, nil, workers, true, func(t *counters) step[T, struct{}] {
-			call := callStep(c)(t)
-			return func(v T) (struct{}, bool, bool) {
-				_, sent, ok := call(v)
-				if sent {
-					t.out.Add(1) // handled: counted as out
+		n.each(func(t *counters) func(T) bool {
+			return func(v T) bool {
+				if _, err := c.call(t, v); err != nil {
+					return settle(p, &n.s, &n.cfg, t, v, err)
 				}
-				return struct{}{}, false, ok
+				t.out.Add(1) // handled: counted as out
+				return true
 			}
 		})
-		close(out) // never used: a sink has no output
-	}
+	}, in)
 	return p.Wait()
 }
 
@@ -70,14 +74,7 @@ func ForEach[T any](p *Pipeline, in <-chan T, workers int, fn func(context.Conte
 // [*PanicError] and returns the accumulator as it was. A nil fn or a nil in
 // is an invalid argument.
 func Reduce[T, A any](p *Pipeline, in <-chan T, init A, fn func(A, T) A) (A, error) {
-	if p == nil {
-		return init, errNilPipeline()
-	}
-	if fn == nil {
-		p.fail(errArg("reduce", "fn must not be nil"))
-		return init, p.Wait()
-	}
-	src, ok := sinkInput(p, "reduce", in)
+	src, ok := inlineSink(p, "reduce", in, mustNotBeNil(fn == nil, "fn"))
 	if !ok {
 		return init, p.Wait()
 	}
@@ -109,17 +106,14 @@ func Reduce[T, A any](p *Pipeline, in <-chan T, init A, fn func(A, T) A) (A, err
 // an invalid argument.
 func First[T any](p *Pipeline, in <-chan T) (T, bool, error) {
 	var zero T
-	if p == nil {
-		return zero, false, errNilPipeline()
-	}
-	src, ok := sinkInput(p, "first", in)
+	src, ok := inlineSink(p, "first", in, "")
 	if !ok {
 		return zero, false, p.Wait()
 	}
 	leave := p.enterSink()
 	v, ok := src.next(p)
 	if ok {
-		p.exitEarly()
+		p.endEarly()
 	}
 	leave()
 	return v, ok, p.Wait()
@@ -129,10 +123,7 @@ func First[T any](p *Pipeline, in <-chan T) (T, bool, error) {
 // pipeline's result ([Pipeline.Wait]): the sink for pipelines whose last stage
 // does the work. A nil in is an invalid argument.
 func Drain[T any](p *Pipeline, in <-chan T) error {
-	if p == nil {
-		return errNilPipeline()
-	}
-	src, ok := sinkInput(p, "drain", in)
+	src, ok := inlineSink(p, "drain", in, "")
 	if ok {
 		leave := p.enterSink()
 		for ok {
@@ -150,10 +141,7 @@ func Drain[T any](p *Pipeline, in <-chan T) error {
 // afterwards for the pipeline's result. A nil in is an invalid argument: the
 // iterator yields nothing and Wait reports it.
 func All[T any](p *Pipeline, in <-chan T) iter.Seq[T] {
-	if p == nil {
-		return func(func(T) bool) {}
-	}
-	src, ok := sinkInput(p, "all", in)
+	src, ok := inlineSink(p, "all", in, "")
 	return func(yield func(T) bool) {
 		if !ok {
 			return
@@ -162,7 +150,7 @@ func All[T any](p *Pipeline, in <-chan T) iter.Seq[T] {
 		ended := false
 		defer func() {
 			if !ended {
-				p.exitEarly()
+				p.endEarly()
 			}
 			leave()
 			_ = p.Wait()
@@ -179,14 +167,3 @@ func All[T any](p *Pipeline, in <-chan T) iter.Seq[T] {
 		ended = true
 	}
 }
-
-// sinkInput checks a sink's input like a stage's; nil fails the pipeline.
-func sinkInput[T any](p *Pipeline, sink string, in <-chan T) (inlet[T], bool) {
-	src, ok := input(p, nil, in)
-	if !ok {
-		p.fail(errArg(sink, "input channel must not be nil"))
-	}
-	return src, ok
-}
-
-func errNilPipeline() error { return errArg("pipeline", "nil *Pipeline") }

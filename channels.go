@@ -1,0 +1,124 @@
+package pipeline
+
+// This file holds how a stage uses its channels: receiving from an input
+// (the pipeline's own channel, or one made outside it), sending to an output
+// under backpressure, and closing outputs. The cancellation bookkeeping
+// (interrupted) happens here, so stages never repeat it.
+
+import (
+	"context"
+	"runtime"
+	"sync/atomic"
+)
+
+// inlet is a stage's input. A channel made by this pipeline is read with
+// plain receives: its producer closes it when the pipeline is cancelled, so
+// a receive cannot outlive the pipeline. A channel made outside it (foreign)
+// is read the way [FromChan] reads one, obeying cancellation and Stop, but
+// directly, without FromChan's goroutine and the extra hop per item.
+type inlet[T any] struct {
+	ch      <-chan T
+	foreign bool
+}
+
+// next returns the next item of the input; false once it has ended: closed,
+// the pipeline cancelled (the reason recorded), or, for a foreign channel,
+// stopped. A stage whose input is foreign is the pipeline's source as far as
+// Stop goes: once it sees Stop it takes nothing more from the channel (a
+// receive already under way may still take one value, which is delivered),
+// and what the channel still holds stays there.
+func (in inlet[T]) next(p *Pipeline) (v T, ok bool) {
+	if in.foreign {
+		v, ok = in.nextForeign(p)
+	} else {
+		v, ok = <-in.ch
+	}
+	if ok && p.interrupted() {
+		return v, false
+	}
+	return v, ok
+}
+
+func (in inlet[T]) nextForeign(p *Pipeline) (v T, ok bool) {
+	if p.stopped.Load() {
+		return v, false
+	}
+	select {
+	case v, ok = <-in.ch:
+		return v, ok
+	default:
+	}
+	select {
+	case v, ok = <-in.ch:
+		return v, ok
+	case <-p.done:
+		p.interrupted()
+		return v, false
+	case <-p.stopCh:
+		return v, false
+	}
+}
+
+// send delivers v on out, blocking under backpressure. It returns false, and
+// records why, if the pipeline is cancelled first.
+func send[T any](p *Pipeline, out chan<- T, v T) bool {
+	return deliver(p, out, v, nil) == nil
+}
+
+// sendCounted is send that counts v as sent (Out) on t.
+func sendCounted[T any](p *Pipeline, t *counters, out chan<- T, v T) bool {
+	if deliver(p, out, v, nil) != nil {
+		return false
+	}
+	t.out.Add(1)
+	return true
+}
+
+// deliver sends v on out unless the pipeline is cancelled first (it then
+// records why and returns the cause) or stop is closed first (ErrStopped; a
+// nil stop never is).
+//
+// A non-blocking attempt comes first: on a buffered channel with room it
+// costs no select. When out is full, the goroutine yields once before it
+// parks. Parked on a full channel, a sender is woken as soon as one slot
+// frees, sends one item and parks again: a context switch per item whenever
+// its readers are slower. Yielding first lets the readers take several items,
+// so the sender then fills several slots per wakeup. (Measured in bench/:
+// on W3, 100 sleeping workers fed by one source, it lifts the efficiency
+// from 0.94× to 0.96–0.97× of the sleep floor's.)
+func deliver[T any](p *Pipeline, out chan<- T, v T, stop <-chan struct{}) error {
+	select {
+	case out <- v:
+		return nil
+	default:
+	}
+	runtime.Gosched()
+	select {
+	case out <- v:
+		return nil
+	case <-p.done:
+		p.interrupted()
+		return context.Cause(p.ctx)
+	case <-stop:
+		return ErrStopped
+	}
+}
+
+// closer returns a function that closes outs when it has been called n times:
+// the last worker of a stage to return closes the stage's outputs.
+func closer[T any](n int, outs []chan T) func() {
+	var live atomic.Int32
+	live.Store(int32(n))
+	return func() {
+		if live.Add(-1) == 0 {
+			closeAll(outs)
+		}
+	}
+}
+
+// closeAll closes every channel of outs.
+func closeAll[T any](outs []chan T) {
+	for _, o := range outs {
+		close(o)
+	}
+}

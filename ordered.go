@@ -1,0 +1,146 @@
+package pipeline
+
+// This file holds FanOutOrdered, the worker pool that keeps input order, and
+// the reorder window it runs on.
+
+import (
+	"context"
+	"sync"
+)
+
+// FanOutOrdered is [FanOut] that sends results in input order. At most
+// workers calls run at once; a result that finishes early waits in a fixed
+// window of 4×workers results (at least 16) for the ones before it, and a
+// worker whose result is beyond the window waits for room, so memory does not
+// grow with the input. Items skipped through [OnError] leave no gap. Errors,
+// cancel and Stop behave as in FanOut.
+func FanOutOrdered[T, R any](p *Pipeline, in <-chan T, workers int, fn func(context.Context, T) (R, error), opts ...StageOption) <-chan R {
+	return build(p, callSpec("fanoutordered", workers, fn == nil), opts, func(n *node[T, R]) {
+		runOrdered(n, max(4*workers, 16), newCaller(p, &n.s, &n.cfg, fn))
+	}, in).out
+}
+
+// runOrdered runs n's workers so that results keep input order: workers
+// take items in turn (numbering them as they do), run concurrently, and
+// results leave in input order. At most window finished results wait for an
+// earlier one.
+func runOrdered[T, R any](n *node[T, R], window int, c *caller[T, R]) {
+	p, s, out := n.p, &n.s, n.out
+	o := &reorder[R]{ring: make([]slot[R], window)}
+	o.room.L = &o.mu
+	var inMu sync.Mutex
+	var nextIn uint64
+	n.pool(func(t *counters, cur *T) {
+		for {
+			inMu.Lock()
+			v, ok := n.in.next(p)
+			seq := nextIn
+			nextIn++
+			inMu.Unlock()
+			if !ok {
+				o.abortIfCancelled(p)
+				return
+			}
+			t.in.Add(1)
+			*cur = v
+			r, err := c.call(t, v)
+			t.called.Add(1)
+			state := uint8(1)
+			if err != nil {
+				if !settle(p, s, c.cfg, t, v, err) {
+					o.abort()
+					return
+				}
+				state = 2
+			}
+			if !o.put(p, t, out, seq, r, state) {
+				return
+			}
+		}
+	}, func(clean bool) {
+		if !clean {
+			o.abort()
+		}
+	})
+}
+
+// reorder holds finished results until every earlier one has been sent. It is
+// a fixed ring: memory does not grow with the input, and a worker whose
+// result is too far ahead waits for room. Whoever stores the next result to be
+// sent becomes the flusher and sends every consecutive ready result.
+type reorder[R any] struct {
+	mu       sync.Mutex
+	room     sync.Cond
+	ring     []slot[R]
+	nextOut  uint64
+	flushing bool
+	aborted  bool
+}
+
+type slot[R any] struct {
+	v     R
+	state uint8 // 0 empty, 1 value, 2 skipped
+}
+
+// put stores the result of item seq and, if it is the next to go out, sends
+// it and every consecutive ready result after it. It reports false if the
+// stage must stop (cancelled or aborted by another worker).
+func (o *reorder[R]) put(p *Pipeline, t *counters, out chan R, seq uint64, v R, state uint8) bool {
+	o.mu.Lock()
+	for seq-o.nextOut >= uint64(len(o.ring)) && !o.aborted {
+		o.room.Wait()
+	}
+	if o.aborted {
+		o.mu.Unlock()
+		return false
+	}
+	n := uint64(len(o.ring))
+	o.ring[seq%n] = slot[R]{v: v, state: state}
+	if o.flushing || seq != o.nextOut {
+		o.mu.Unlock()
+		return true
+	}
+	o.flushing = true
+	var zero R
+	for {
+		sl := &o.ring[o.nextOut%n]
+		if sl.state == 0 {
+			break
+		}
+		r, st := sl.v, sl.state
+		sl.v, sl.state = zero, 0
+		o.nextOut++
+		o.room.Broadcast()
+		if st != 1 {
+			continue
+		}
+		o.mu.Unlock()
+		sent := sendCounted(p, t, out, r)
+		o.mu.Lock()
+		if !sent {
+			o.flushing = false
+			o.aborted = true
+			o.room.Broadcast()
+			o.mu.Unlock()
+			return false
+		}
+	}
+	o.flushing = false
+	o.mu.Unlock()
+	return true
+}
+
+func (o *reorder[R]) abort() {
+	o.mu.Lock()
+	o.aborted = true
+	o.room.Broadcast()
+	o.mu.Unlock()
+}
+
+// abortIfCancelled aborts the window if the input ended by a cancellation:
+// workers waiting for room must not wait for results that never come.
+func (o *reorder[R]) abortIfCancelled(p *Pipeline) {
+	if p.cancelled() {
+		o.abort()
+	}
+}

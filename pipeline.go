@@ -1,0 +1,302 @@
+package pipeline
+
+// This file holds the handle every stage shares: the Pipeline, its options,
+// Context, Stats and Attach, and the state changes stages make (fail,
+// interrupted, spawn, …). The transitions users drive (Stop, Shutdown, Wait,
+// Finally) are in lifecycle.go.
+//
+// A pipeline is in one of four states, and moves only forward:
+//
+//	running ──Stop──▶ stopping
+//	   │                 │
+//	   └─────cancel──────┴──▶ cancelled
+//
+//	any of them ──(no stage goroutine and no sink left, Wait)──▶ ended
+//
+//   - running: stages are built and run; sources emit.
+//   - stopping ([Pipeline.Stop]): sources end and close their outputs; every
+//     other stage goes on until its input closes (a drain). stopped reports it.
+//   - cancelled: the pipeline's context is done. What cancels it: the parent
+//     context ending, the first failure (fail), a sink ending early
+//     (endEarly), Shutdown's deadline (cancelRunning), and the end itself.
+//     Every stage gives up; one that gave up with work in hand calls
+//     interrupted, which records the cause as the result unless it is an
+//     early exit.
+//   - ended: Wait saw no stage goroutine and no sink left, ran the Finally
+//     hooks and fixed the result; no goroutine may start after that.
+//
+// The result is the first failure recorded (fail, interrupted, or
+// cancelRunning), or nil.
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Option configures a [Pipeline] in [New].
+type Option func(*Pipeline)
+
+// DefaultBufferSize is the capacity of every stage's output channel unless
+// [DefaultBuffer] or [BufferSize] says otherwise. Buffered outputs let each
+// stage run ahead of the next by a few items, which removes most goroutine
+// switches; they do not change what is delivered.
+const DefaultBufferSize = 64
+
+// DefaultBuffer sets the capacity of the output channel of every stage of the
+// pipeline that is not given its own [BufferSize]. Zero makes outputs
+// unbuffered; a negative n fails the pipeline with [ErrInvalidArgument].
+func DefaultBuffer(n int) Option {
+	return func(p *Pipeline) {
+		if n < 0 {
+			p.fail(errArg("New", fmt.Sprintf("DefaultBuffer(%d): size must be >= 0", n)))
+			return
+		}
+		p.buf = n
+	}
+}
+
+// Pipeline is the handle every stage of one pipeline shares: a context that
+// all stages obey, the slot for the first failure, and the record of every
+// goroutine its stages started. Create it with [New], build stages on it,
+// consume the last stage with a sink ([Collect], [ForEach], …) or call
+// [Pipeline.Wait]. All methods are safe for concurrent use.
+type Pipeline struct {
+	ctx    context.Context
+	done   <-chan struct{} // ctx.Done(): closed once cancelled
+	cancel context.CancelCauseFunc
+
+	stopped atomic.Bool
+	stopCh  chan struct{} // closed by Stop
+
+	mu      sync.Mutex
+	err     error                // the result: the first failure
+	running int                  // stage goroutines alive
+	sinks   int                  // sinks running on their callers' goroutines
+	idle    chan struct{}        // closed (and renewed) whenever either drops, and at the end
+	ending  bool                 // Wait is running the Finally hooks: no goroutine may start
+	ended   bool                 // the result is fixed
+	finally []func(error) error  // hooks run at the end
+	values  map[any]any          // see Attach
+	stages  []*stage             // creation order
+	owners  map[any]*stage       // output channel → stage that made it
+	onStop  []context.CancelFunc // source contexts to cancel on Stop
+	buf     int
+}
+
+// New returns a pipeline whose stages all obey ctx: when ctx ends, every stage
+// stops, closes its output and returns, and [Pipeline.Wait] reports
+// context.Cause(ctx). A nil ctx fails the pipeline with [ErrInvalidArgument].
+func New(ctx context.Context, opts ...Option) *Pipeline {
+	p := &Pipeline{
+		stopCh: make(chan struct{}),
+		idle:   make(chan struct{}),
+		owners: make(map[any]*stage),
+		buf:    DefaultBufferSize,
+	}
+	parent := ctx
+	if parent == nil {
+		parent = context.Background()
+	}
+	p.ctx, p.cancel = context.WithCancelCause(parent)
+	p.done = p.ctx.Done()
+	if ctx == nil {
+		p.fail(errArg("New", "nil context"))
+	}
+	for _, o := range opts {
+		if o != nil {
+			o(p)
+		}
+	}
+	return p
+}
+
+// Context returns the context every stage obeys. It is done when the parent
+// context ends, at the first failure (with that failure as its cause), when a
+// sink ends early on purpose, and once [Pipeline.Wait] has returned.
+func (p *Pipeline) Context() context.Context {
+	if p == nil {
+		return context.Background()
+	}
+	return p.ctx
+}
+
+// Attach returns the value attached to p under key, attaching init() first
+// if there is none yet. It is for state that the stages an adapter builds on
+// one pipeline share, such as a message source and the sinks that must settle
+// its messages, without a process-wide registry: the value lives as long as
+// p. Keys compare as map keys do; use a key of an unexported type, as with
+// context.WithValue. init runs at most once per key, while p is locked: it
+// must not call p's methods. Attach on a nil p returns init().
+func Attach[V any](p *Pipeline, key any, init func() V) V {
+	if p == nil {
+		return init()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if v, ok := p.values[key]; ok {
+		return v.(V)
+	}
+	v := init()
+	if p.values == nil {
+		p.values = make(map[any]any)
+	}
+	p.values[key] = v
+	return v
+}
+
+// Stats returns a snapshot of every stage's counters, in creation order. It is
+// safe to call at any time, from any goroutine, also while the pipeline runs.
+func (p *Pipeline) Stats() []StageStats {
+	if p == nil {
+		return nil
+	}
+	_, stats := p.view()
+	return stats
+}
+
+// view returns the stages built so far and a snapshot of each.
+func (p *Pipeline) view() ([]*stage, []StageStats) {
+	p.mu.Lock()
+	stages := p.stages[:len(p.stages):len(p.stages)]
+	p.mu.Unlock()
+	stats := make([]StageStats, len(stages))
+	for i, s := range stages {
+		stats[i] = s.snapshot()
+	}
+	return stages, stats
+}
+
+// fail records err as the pipeline's failure if it is the first one, and
+// cancels the pipeline's context with it. It records err even once the
+// pipeline has ended (a sink failing on its own goroutine, a stage built too
+// late): such a failure must not be swallowed.
+func (p *Pipeline) fail(err error) {
+	p.mu.Lock()
+	if p.err == nil {
+		p.err = err
+	}
+	first := p.err
+	p.mu.Unlock()
+	p.cancel(first)
+}
+
+// cancelRunning cancels the pipeline from outside with cause, and records
+// the cause as the failure only if some stage is still running (otherwise
+// nothing can be lost).
+func (p *Pipeline) cancelRunning(cause error) {
+	p.mu.Lock()
+	running := p.running > 0 && !p.ended
+	if running && p.err == nil {
+		p.err = cause
+	}
+	p.mu.Unlock()
+	if running {
+		p.cancel(cause)
+	}
+}
+
+// endEarly cancels the pipeline because a sink stopped reading on purpose.
+func (p *Pipeline) endEarly() { p.cancel(errEarlyExit) }
+
+// cancelled reports whether the pipeline's context is done.
+func (p *Pipeline) cancelled() bool { return p.ctx.Err() != nil }
+
+// interrupted reports whether the pipeline's context is done; if it is, the
+// calling stage gave up with work in hand, and the cause is recorded as the
+// result (unless it is an early exit, which loses nothing on purpose).
+func (p *Pipeline) interrupted() bool {
+	if p.ctx.Err() == nil {
+		return false
+	}
+	cause := context.Cause(p.ctx)
+	if cause == errEarlyExit {
+		return true
+	}
+	p.mu.Lock()
+	if p.err == nil && !p.ended {
+		p.err = cause
+	}
+	p.mu.Unlock()
+	return true
+}
+
+// spawn starts fn on a new goroutine counted by Wait. It returns false, and
+// starts nothing, once the pipeline is ending.
+func (p *Pipeline) spawn(fn func()) bool {
+	p.mu.Lock()
+	if p.ending {
+		p.mu.Unlock()
+		return false
+	}
+	p.running++
+	p.mu.Unlock()
+	go func() {
+		defer p.exited()
+		fn()
+	}()
+	return true
+}
+
+func (p *Pipeline) exited() {
+	p.mu.Lock()
+	p.running--
+	p.wakeWaiters()
+	p.mu.Unlock()
+}
+
+// wakeWaiters wakes every Wait and Shutdown to look again. p.mu is held.
+func (p *Pipeline) wakeWaiters() {
+	close(p.idle)
+	p.idle = make(chan struct{})
+}
+
+// enterSink counts a sink running on its caller's goroutine, so that Wait and
+// Shutdown elsewhere wait for it; leave (the function returned) ends it.
+func (p *Pipeline) enterSink() (leave func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ending {
+		return func() {}
+	}
+	p.sinks++
+	return func() {
+		p.mu.Lock()
+		p.sinks--
+		p.wakeWaiters()
+		p.mu.Unlock()
+	}
+}
+
+// stopContext returns a child of the pipeline's context that is also
+// cancelled by Stop.
+func (p *Pipeline) stopContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(p.ctx)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped.Load() {
+		cancel()
+	} else {
+		p.onStop = append(p.onStop, cancel)
+	}
+	return ctx, cancel
+}
+
+// sleep waits d unless the pipeline is cancelled first; then it reports
+// false, as interrupted does.
+func (p *Pipeline) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return !p.interrupted()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-p.done:
+		p.interrupted()
+		return false
+	}
+}

@@ -1,0 +1,132 @@
+package pipeline
+
+// This file holds the sources: stages that take no input and emit items
+// (Generate, FromSeq, FromChan, Produce), and the one loop they share.
+
+import (
+	"context"
+	"errors"
+	"iter"
+)
+
+// Generate is a source that emits items in order on its output, then closes
+// it. It stops early, and closes its output, when the pipeline is cancelled
+// or stopped ([Pipeline.Stop]); a stopped Generate is a clean end. Generate
+// takes no options: to name it or size its output, use [FromSeq] with
+// slices.Values(items) and [Name] or [BufferSize].
+func Generate[T any](p *Pipeline, items ...T) <-chan T {
+	return source(p, "generate", nil, "", func(_ context.Context, emit func(T) error) error {
+		for _, v := range items {
+			if p.stopped.Load() {
+				return ErrStopped
+			}
+			if err := emit(v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// FromSeq is a source that emits the values of seq in order, then closes its
+// output. It stops pulling from seq when the pipeline is cancelled or
+// stopped. A panic in seq fails the pipeline with a [*PanicError]. A nil seq
+// is an invalid argument.
+func FromSeq[T any](p *Pipeline, seq iter.Seq[T], opts ...StageOption) <-chan T {
+	return source(p, "fromseq", opts, mustNotBeNil(seq == nil, "seq"), func(_ context.Context, emit func(T) error) error {
+		if p.stopped.Load() {
+			return ErrStopped
+		}
+		var err error
+		seq(func(v T) bool {
+			if err = emit(v); err == nil && p.stopped.Load() {
+				err = ErrStopped
+			}
+			return err == nil
+		})
+		return err
+	})
+}
+
+// FromChan adopts a channel made outside the pipeline: it forwards every value
+// received from ch, in order, until ch is closed. Unlike a plain range over
+// ch, it gives up when the pipeline is cancelled and ends cleanly on
+// [Pipeline.Stop] (values still in ch are then left there, not lost: they were
+// never emitted). FromChan never closes ch. A stage given a channel the
+// pipeline did not make reads it the same way itself, without FromChan's
+// goroutine; FromChan makes the source a stage of its own, with a [Name], its
+// own buffer and its own line in [Pipeline.Stats]. A nil ch is an invalid
+// argument.
+func FromChan[T any](p *Pipeline, ch <-chan T, opts ...StageOption) <-chan T {
+	in := inlet[T]{ch: ch, foreign: true}
+	return source(p, "fromchan", opts, mustNotBeNil(ch == nil, "channel"), func(_ context.Context, emit func(T) error) error {
+		for {
+			v, ok := in.next(p)
+			if !ok {
+				return nil // closed, stopped, or cancelled (recorded by next)
+			}
+			if err := emit(v); err != nil {
+				return err
+			}
+		}
+	})
+}
+
+// Produce is a source driven by fn: fn calls emit for each item and returns
+// when it has no more. emit blocks while downstream is full (backpressure) and
+// returns a non-nil error once the pipeline is cancelled (the cause) or stopped
+// ([ErrStopped]); fn must then return. emit is safe to call from several
+// goroutines, until fn returns. The ctx handed to fn is done in both
+// cases too, so fn can give up a blocking call.
+//
+// fn returning nil, [ErrStopped], or (after Stop) its ctx's error is a clean
+// end. Any other error fails the pipeline as a [*StageError]; a panic in fn
+// fails it with a [*PanicError]. A nil fn is an invalid argument.
+func Produce[T any](p *Pipeline, fn func(ctx context.Context, emit func(T) error) error, opts ...StageOption) <-chan T {
+	return source(p, "produce", opts, mustNotBeNil(fn == nil, "fn"), fn)
+}
+
+// The built-in sources (Generate, FromSeq, FromChan) look at Stop before
+// taking their next item, and deliver an item once taken: their emit gives
+// up only on cancellation. Produce's emit also refuses items after Stop, and
+// returns ErrStopped so fn knows the item was not emitted.
+
+// source is the one loop behind every source stage: it runs fn on the
+// stage's goroutine with an emit that counts, obeys Stop and cancellation,
+// and sends with the non-blocking fast path first.
+func source[T any](p *Pipeline, kind string, opts []StageOption, bad string, fn func(context.Context, func(T) error) error) <-chan T {
+	sp := spec{kind: kind, workers: 1, outs: 1, allowed: optsBasic, source: true, bad: bad}
+	return build(p, sp, opts, func(n *node[T, T]) {
+		ctr, out := &n.s.ctr[0], n.out
+		produce := kind == "produce"
+		var stop <-chan struct{} // nil: a taken item is delivered despite Stop
+		ctx, cancel := p.ctx, context.CancelFunc(nil)
+		if produce {
+			stop = p.stopCh
+			ctx, cancel = p.stopContext()
+		}
+		emit := func(v T) error {
+			if produce && p.stopped.Load() {
+				return ErrStopped
+			}
+			if p.interrupted() {
+				return context.Cause(p.ctx)
+			}
+			if err := deliver(p, out, v, stop); err != nil {
+				return err
+			}
+			ctr.out.Add(1)
+			return nil
+		}
+		n.goOne(func(*counters) {
+			err := fn(ctx, emit)
+			switch {
+			case err == nil, errors.Is(err, ErrStopped):
+			case p.interrupted():
+			case p.stopped.Load() && errors.Is(err, context.Canceled) && ctx.Err() != nil:
+			default:
+				p.fail(&StageError{Stage: n.s.name, Err: err})
+			}
+		}, cancel)
+	}).out
+}

@@ -1,0 +1,95 @@
+package pipeline
+
+// This file holds what Stats reports: the exported StageStats, the record a
+// pipeline keeps of each stage it built, and the per-worker counters the
+// stage's goroutines write and Stats sums.
+
+import "sync/atomic"
+
+// StageStats is a snapshot of one stage's counters. For stages that pass each
+// item on at most once, In = Out + Dropped + Errors once the pipeline has
+// finished (before that, the difference is what is still inside the stage).
+// [FlatMap] and [Tee] may emit more items than they take in; [Batch] and
+// [Unbatch] count items, not batches.
+//
+// Counting is always on and cheap: no lock, and each worker has its own
+// counters on its own cache line.
+type StageStats struct {
+	Name, Kind string
+	// Workers is the configured number of goroutines calling the stage's
+	// function; Busy is how many calls of a FanOut, FanOutOrdered, FlatMap or
+	// ForEach function are running now (0 for other stages).
+	Workers, Busy int
+	// In counts items taken from the input, Out items sent on, Dropped items
+	// deliberately not sent (filtered out, shed by DropOnFull), Errors items
+	// skipped through OnError, Retries re-runs of a failed call.
+	In, Out, Dropped, Errors, Retries uint64
+	// QueueLen and QueueCap describe the stage's output channel(s) now.
+	QueueLen, QueueCap int
+}
+
+// counters are one worker's counts, written by that worker only (a source's
+// emit, which may be called from several goroutines, excepted) and padded to
+// a cache line, so that workers never contend on them: an uncontended atomic
+// add per count. Busy is in - called while a goroutine of the stage is alive.
+type counters struct {
+	in, out, dropped, errors, retries, called atomic.Uint64
+	_                                         [16]byte
+}
+
+// stage is the pipeline's record of one stage: what the builder was told
+// about it (fixed once it is registered) and the counters its goroutines
+// write. Stats and Diagram read it.
+type stage struct {
+	name, kind string
+	index      int // 1-based, in creation order
+	workers    int
+	source     bool              // it takes nothing in: In is Out
+	calls      bool              // its items are calls of a user function: Busy counts them
+	inputs     []*stage          // upstream stages, for Diagram
+	queue      func() (n, c int) // its outputs' summed length and capacity; nil: no output
+	ctr        []counters        // one per worker
+	one        [1]counters       // ctr's storage for a one-worker stage
+	live       atomic.Int32      // goroutines of the stage still running
+}
+
+// snapshot sums the stage's counters.
+func (s *stage) snapshot() StageStats {
+	st := StageStats{Name: s.name, Kind: s.kind, Workers: s.workers}
+	var called uint64
+	for j := range s.ctr {
+		c := &s.ctr[j]
+		called += c.called.Load()
+		st.In += c.in.Load()
+		st.Out += c.out.Load()
+		st.Dropped += c.dropped.Load()
+		st.Errors += c.errors.Load()
+		st.Retries += c.retries.Load()
+	}
+	if s.queue != nil {
+		st.QueueLen, st.QueueCap = s.queue()
+	}
+	// A call cut short by a panic is never counted as returned; with no
+	// goroutine of the stage left, nothing is running.
+	if s.source {
+		st.In = st.Out
+	} else if busy := int(st.In) - int(called); s.calls && busy > 0 && s.live.Load() > 0 {
+		st.Busy = busy
+	}
+	return st
+}
+
+// queueOf reports the summed length and capacity of outs.
+func queueOf[T any](outs []chan T) func() (int, int) {
+	if len(outs) == 1 {
+		o := outs[0]
+		return func() (int, int) { return len(o), cap(o) }
+	}
+	return func() (l, c int) {
+		for _, o := range outs {
+			l += len(o)
+			c += cap(o)
+		}
+		return l, c
+	}
+}
