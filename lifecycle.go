@@ -165,4 +165,3 @@ func (p *Pipeline) quiet(withSinks bool, done <-chan struct{}) bool {
 		}
 	}
 }
-
