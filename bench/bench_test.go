@@ -23,6 +23,12 @@ import (
 // many items it output, so the last run can be checked against want.
 func measure(b *testing.B, items, want int, op func() (int, error)) {
 	b.Helper()
+	measurePer(b, "item", items, want, op)
+}
+
+// measurePer is measure with the figures per unit (items units per op).
+func measurePer(b *testing.B, unit string, items, want int, op func() (int, error)) {
+	b.Helper()
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -41,9 +47,9 @@ func measure(b *testing.B, items, want int, op func() (int, error)) {
 		b.Fatalf("got %d results, want %d", got, want)
 	}
 	total := float64(b.N) * float64(items)
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/total, "ns/item")
-	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/total, "allocs/item")
-	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/total, "B/item")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/total, "ns/"+unit)
+	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/total, "allocs/"+unit)
+	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/total, "B/"+unit)
 }
 
 // benchContenders runs every contender of cs on one workload.
