@@ -39,6 +39,23 @@ type node[T, R any] struct {
 
 	oneIn  [1]inlet[T] // ins' storage for a one-input stage
 	oneOut [1]chan R   // outs' storage for a one-output stage
+	oneRef [1]*channelRef
+	inRef  [1]*channelRef
+	upRef  [1]*stage
+	ref    channelRef // the record of a one-output stage's output
+}
+
+// outRefs returns k new records for the stage's outputs.
+func (n *node[T, R]) outRefs(k int) []*channelRef {
+	if k == 1 {
+		n.oneRef[0] = &n.ref
+		return n.oneRef[:]
+	}
+	refs := make([]*channelRef, k)
+	for i := range refs {
+		refs[i] = new(channelRef)
+	}
+	return refs
 }
 
 // callSpec describes a stage that calls a user function fn on workers
@@ -111,9 +128,15 @@ func build[T, R any](p *Pipeline, sp spec, opts []StageOption, start func(n *nod
 	}
 
 	// Register the stage, its outputs and its inputs, in one step, so that
-	// Stats and Diagram see it whole.
+	// Stats and Diagram see it whole; and hold the pipeline open until its
+	// goroutines are started, so that a Wait returning meanwhile cannot
+	// leave the stage neither run nor failed.
+	s.limiter = n.cfg.limiter
+	if len(ins) == 1 {
+		s.ins, s.inputs = n.inRef[:0], n.upRef[:0]
+	}
 	p.mu.Lock()
-	ended := p.ending
+	held := p.hold()
 	nilIn := -1
 	for i, in := range ins {
 		if in == nil {
@@ -122,11 +145,17 @@ func build[T, R any](p *Pipeline, sp spec, opts []StageOption, start func(n *nod
 			}
 			continue
 		}
-		up, ours := p.owners[in]
-		if up != nil && !sp.inline {
-			s.inputs = append(s.inputs, up)
+		ref := p.chans[in]
+		if ref == nil {
+			ref = &channelRef{} // made outside the pipeline
+			p.chans[in] = ref
 		}
-		n.ins[i] = inlet[T]{ch: in, foreign: !ours}
+		ref.readers.Add(1)
+		if ref.maker != nil && !sp.inline {
+			s.inputs = append(s.inputs, ref.maker)
+		}
+		s.ins = append(s.ins, ref)
+		n.ins[i] = inlet[T]{ch: in, foreign: ref.maker == nil}
 	}
 	if sp.inline {
 		s.name = sp.kind
@@ -136,18 +165,23 @@ func build[T, R any](p *Pipeline, sp spec, opts []StageOption, start func(n *nod
 		if s.name == "" {
 			s.name = fmt.Sprintf("%s#%d", sp.kind, s.index)
 		}
-		for _, o := range n.outs {
-			p.owners[(<-chan R)(o)] = s
+		s.outs = n.outRefs(len(n.outs))
+		for i, o := range n.outs {
+			s.outs[i].maker = s
+			p.chans[(<-chan R)(o)] = s.outs[i]
 		}
 		p.stages = append(p.stages, s)
 	}
 	p.mu.Unlock()
+	if held {
+		defer p.release()
+	}
 	if len(n.ins) > 0 {
 		n.in = n.ins[0]
 	}
 
 	switch {
-	case ended:
+	case !held && !sp.inline: // a sink may read what an ended pipeline left
 		problem = "pipeline used after Wait returned"
 	case n.cfg.problem(sp.kind, sp.allowed) != "":
 		problem = n.cfg.problem(sp.kind, sp.allowed)

@@ -130,6 +130,23 @@ func (c *caller[T, R]) backoff(attempt int) time.Duration {
 	return DefaultBackoff(attempt)
 }
 
+// sleep waits d unless the pipeline is cancelled first; then it reports
+// false, as interrupted does.
+func (p *Pipeline) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return !p.interrupted()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-p.done:
+		p.interrupted()
+		return false
+	}
+}
+
 // settle decides what a failed item means. It returns true if the stage
 // should go on (the item was skipped through OnError). An error that arrives
 // after the pipeline is cancelled is a consequence of that, not a new

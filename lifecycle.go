@@ -43,7 +43,7 @@ func (p *Pipeline) Wait() error {
 			p.end(hooks)
 			continue
 		}
-		idle := p.idle
+		idle := p.idleCh()
 		p.mu.Unlock()
 		<-idle
 	}
@@ -156,7 +156,7 @@ func (p *Pipeline) quiet(withSinks bool, done <-chan struct{}) bool {
 			p.mu.Unlock()
 			return true
 		}
-		idle := p.idle
+		idle := p.idleCh()
 		p.mu.Unlock()
 		select {
 		case <-idle:

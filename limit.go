@@ -122,7 +122,7 @@ func (l *Limiter) acquire(ctx context.Context, n int) error {
 		l.mu.Unlock()
 		return err
 	}
-	if l.waiters.Len() == 0 && l.used+n <= l.size {
+	if l.waiters.Len() == 0 && n <= l.size-l.used {
 		l.used += n
 		l.mu.Unlock()
 		return nil
@@ -165,7 +165,7 @@ func (l *Limiter) wake() {
 		w := e.Value.(*limitWaiter)
 		if w.n > l.size {
 			w.err = errTooHeavy(w.n, l.size)
-		} else if l.used+w.n > l.size {
+		} else if w.n > l.size-l.used {
 			return
 		} else {
 			l.used += w.n

@@ -33,7 +33,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // Option configures a [Pipeline] in [New].
@@ -75,13 +74,13 @@ type Pipeline struct {
 	err     error                // the result: the first failure
 	running int                  // stage goroutines alive
 	sinks   int                  // sinks running on their callers' goroutines
-	idle    chan struct{}        // closed (and renewed) whenever either drops, and at the end
+	idle    chan struct{}        // made by a waiter (idleCh); closed when running or sinks drop, and at the end
 	ending  bool                 // Wait is running the Finally hooks: no goroutine may start
 	ended   bool                 // the result is fixed
 	finally []func(error) error  // hooks run at the end
 	values  map[any]any          // see Attach
 	stages  []*stage             // creation order
-	owners  map[any]*stage       // output channel → stage that made it
+	chans   map[any]*channelRef  // channel → its maker and readers, for every channel a stage made or reads
 	onStop  []context.CancelFunc // source contexts to cancel on Stop
 	buf     int
 }
@@ -92,8 +91,7 @@ type Pipeline struct {
 func New(ctx context.Context, opts ...Option) *Pipeline {
 	p := &Pipeline{
 		stopCh: make(chan struct{}),
-		idle:   make(chan struct{}),
-		owners: make(map[any]*stage),
+		chans:  make(map[any]*channelRef),
 		buf:    DefaultBufferSize,
 	}
 	parent := ctx
@@ -249,8 +247,37 @@ func (p *Pipeline) exited() {
 
 // wakeWaiters wakes every Wait and Shutdown to look again. p.mu is held.
 func (p *Pipeline) wakeWaiters() {
-	close(p.idle)
-	p.idle = make(chan struct{})
+	if p.idle != nil {
+		close(p.idle)
+		p.idle = nil
+	}
+}
+
+// idleCh returns the channel wakeWaiters closes next. p.mu is held.
+func (p *Pipeline) idleCh() <-chan struct{} {
+	if p.idle == nil {
+		p.idle = make(chan struct{})
+	}
+	return p.idle
+}
+
+// hold keeps the pipeline from ending while a stage is being built (its
+// goroutines are not counted yet); it reports false, and holds nothing, if
+// the pipeline is already ending. release ends the hold. p.mu is held.
+func (p *Pipeline) hold() bool {
+	if p.ending {
+		return false
+	}
+	p.running++
+	return true
+}
+
+// release ends a hold.
+func (p *Pipeline) release() {
+	p.mu.Lock()
+	p.running--
+	p.wakeWaiters()
+	p.mu.Unlock()
 }
 
 // enterSink counts a sink running on its caller's goroutine, so that Wait and
@@ -267,36 +294,5 @@ func (p *Pipeline) enterSink() (leave func()) {
 		p.sinks--
 		p.wakeWaiters()
 		p.mu.Unlock()
-	}
-}
-
-// stopContext returns a child of the pipeline's context that is also
-// cancelled by Stop.
-func (p *Pipeline) stopContext() (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(p.ctx)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.stopped.Load() {
-		cancel()
-	} else {
-		p.onStop = append(p.onStop, cancel)
-	}
-	return ctx, cancel
-}
-
-// sleep waits d unless the pipeline is cancelled first; then it reports
-// false, as interrupted does.
-func (p *Pipeline) sleep(d time.Duration) bool {
-	if d <= 0 {
-		return !p.interrupted()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-p.done:
-		p.interrupted()
-		return false
 	}
 }

@@ -130,3 +130,17 @@ func source[T any](p *Pipeline, kind string, opts []StageOption, bad string, fn 
 		}, cancel)
 	}).out
 }
+
+// stopContext returns a child of the pipeline's context that is also
+// cancelled by Stop.
+func (p *Pipeline) stopContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(p.ctx)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped.Load() {
+		cancel()
+	} else {
+		p.onStop = append(p.onStop, cancel)
+	}
+	return ctx, cancel
+}

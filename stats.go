@@ -26,6 +26,16 @@ type StageStats struct {
 	In, Out, Dropped, Errors, Retries uint64
 	// QueueLen and QueueCap describe the stage's output channel(s) now.
 	QueueLen, QueueCap int
+	// Unread counts the stage's outputs that no stage or sink of the
+	// pipeline reads (yet). Unless code of yours ranges over such an output,
+	// it is a wiring mistake: the stage blocks once the output's buffer is
+	// full, and the pipeline never ends.
+	Unread int
+	// Shared counts the stage's channels (inputs and outputs) that more than
+	// one stage or sink of the pipeline reads. Each item of such a channel
+	// goes to one of its readers, not to all: use [Tee] to give every reader
+	// every item.
+	Shared int
 }
 
 // counters are one worker's counts, written by that worker only (a source's
@@ -35,6 +45,14 @@ type StageStats struct {
 type counters struct {
 	in, out, dropped, errors, retries, called atomic.Uint64
 	_                                         [16]byte
+}
+
+// channelRef is the pipeline's record of a channel that a stage made or
+// reads: which stage made it (nil: made outside the pipeline) and how many
+// stages and sinks read it. Only building a stage changes it.
+type channelRef struct {
+	maker   *stage
+	readers atomic.Int32
 }
 
 // stage is the pipeline's record of one stage: what the builder was told
@@ -48,33 +66,52 @@ type stage struct {
 	calls      bool              // its items are calls of a user function: Busy counts them
 	inputs     []*stage          // upstream stages, for Diagram
 	queue      func() (n, c int) // its outputs' summed length and capacity; nil: no output
+	outs, ins  []*channelRef     // the channels it makes and reads, for Unread and Shared
+	limiter    *Limiter          // its Limit option's, if any
 	ctr        []counters        // one per worker
 	one        [1]counters       // ctr's storage for a one-worker stage
 	live       atomic.Int32      // goroutines of the stage still running
 }
 
-// snapshot sums the stage's counters.
+// snapshot sums the stage's counters. Each worker writes in before what
+// follows from an item (out, dropped, errors, then called), so reading them
+// in the reverse order gives a consistent view: In never below Out + Dropped
+// + Errors, and Busy at most one per worker, at every moment.
 func (s *stage) snapshot() StageStats {
 	st := StageStats{Name: s.name, Kind: s.kind, Workers: s.workers}
-	var called uint64
 	for j := range s.ctr {
 		c := &s.ctr[j]
-		called += c.called.Load()
-		st.In += c.in.Load()
+		called := c.called.Load()
 		st.Out += c.out.Load()
 		st.Dropped += c.dropped.Load()
 		st.Errors += c.errors.Load()
 		st.Retries += c.retries.Load()
+		in := c.in.Load()
+		st.In += in
+		// A call cut short by a panic is never counted as returned; with no
+		// goroutine of the stage left, nothing is running.
+		if s.calls && in > called && s.live.Load() > 0 {
+			st.Busy++
+		}
 	}
 	if s.queue != nil {
 		st.QueueLen, st.QueueCap = s.queue()
 	}
-	// A call cut short by a panic is never counted as returned; with no
-	// goroutine of the stage left, nothing is running.
 	if s.source {
 		st.In = st.Out
-	} else if busy := int(st.In) - int(called); s.calls && busy > 0 && s.live.Load() > 0 {
-		st.Busy = busy
+	}
+	for _, o := range s.outs {
+		switch n := o.readers.Load(); {
+		case n == 0:
+			st.Unread++
+		case n > 1:
+			st.Shared++
+		}
+	}
+	for _, in := range s.ins {
+		if in.readers.Load() > 1 {
+			st.Shared++
+		}
 	}
 	return st
 }
