@@ -16,23 +16,6 @@ import (
 	"github.com/ec0f1147/pipeline"
 )
 
-// flowWait is how long a test waits for something that should happen at
-// once before it gives up: generous, so that a loaded machine never fails a
-// correct library.
-const flowWait = 5 * time.Second
-
-// flowEndless is a source that emits 0, 1, 2, … until emit fails (cancel or
-// Stop) and then returns emit's error.
-func flowEndless(p *pipeline.Pipeline, opts ...pipeline.StageOption) <-chan int {
-	return pipeline.Produce(p, func(_ context.Context, emit func(int) error) error {
-		for i := 0; ; i++ {
-			if err := emit(i); err != nil {
-				return err
-			}
-		}
-	}, opts...)
-}
-
 // flowInts returns 1..n.
 func flowInts(n int) []int {
 	s := make([]int, n)
@@ -41,51 +24,6 @@ func flowInts(n int) []int {
 	}
 	return s
 }
-
-// flowStat returns the stats of the stage called name.
-func flowStat(t *testing.T, p *pipeline.Pipeline, name string) pipeline.StageStats {
-	t.Helper()
-	for _, st := range p.Stats() {
-		if st.Name == name {
-			return st
-		}
-	}
-	require.Failf(t, "no such stage", "stage %q not in %+v", name, p.Stats())
-	return pipeline.StageStats{}
-}
-
-// flowWaitErr runs p.Wait and fails the test if it does not return within
-// flowWait.
-func flowWaitErr(t *testing.T, p *pipeline.Pipeline) error {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- p.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(flowWait):
-		require.FailNow(t, "Wait did not return in time")
-		return nil
-	}
-}
-
-// flowGauge measures how many calls run at once, and the most there ever were.
-type flowGauge struct {
-	cur, peak atomic.Int64
-}
-
-// enter counts a call in by delta and returns the new level.
-func (g *flowGauge) enter(delta int64) int64 {
-	n := g.cur.Add(delta)
-	for {
-		p := g.peak.Load()
-		if n <= p || g.peak.CompareAndSwap(p, n) {
-			return n
-		}
-	}
-}
-
-func (g *flowGauge) leave(delta int64) { g.cur.Add(-delta) }
 
 // flowCase is one flow-control stage under test, built on an int input.
 // stage names the stage whose counters the case checks; lossy is set for a
@@ -96,8 +34,6 @@ type flowCase struct {
 	lossy bool
 	build func(p *pipeline.Pipeline, in <-chan int) <-chan int
 }
-
-func flowIdentity(_ context.Context, v int) (int, error) { return v, nil }
 
 // flowCases are the stages of issue 3, each in a typical configuration.
 func flowCases() []flowCase {
@@ -118,13 +54,13 @@ func flowCases() []flowCase {
 			return pipeline.Unbatch(p, pipeline.Batch(p, in, 7, time.Millisecond))
 		}},
 		{name: "FanOutWithLimit", stage: "fanout#2", build: func(p *pipeline.Pipeline, in <-chan int) <-chan int {
-			return pipeline.FanOut(p, in, 4, flowIdentity, pipeline.Limit(pipeline.NewLimiter(2)))
+			return pipeline.FanOut(p, in, 4, identity, pipeline.Limit(pipeline.NewLimiter(2)))
 		}},
 		{name: "FanOutWithTimeout", stage: "fanout#2", build: func(p *pipeline.Pipeline, in <-chan int) <-chan int {
-			return pipeline.FanOut(p, in, 4, flowIdentity, pipeline.Timeout(time.Minute))
+			return pipeline.FanOut(p, in, 4, identity, pipeline.Timeout(time.Minute))
 		}},
 		{name: "FanOutWithRetry", stage: "fanout#2", build: func(p *pipeline.Pipeline, in <-chan int) <-chan int {
-			return pipeline.FanOut(p, in, 4, flowIdentity, pipeline.Retry(3, nil))
+			return pipeline.FanOut(p, in, 4, identity, pipeline.Retry(3, nil))
 		}},
 	}
 }
@@ -135,13 +71,13 @@ func TestFlowStages_CancelEndsPromptlyWhenNobodyReads(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			p := pipeline.New(ctx)
-			out := tc.build(p, flowEndless(p))
+			out := tc.build(p, counter(p, nil))
 			require.NotNil(t, out)
-			require.Eventually(t, func() bool { return flowStat(t, p, tc.stage).In > 0 },
-				flowWait, time.Millisecond, "the stage never took an item")
+			require.Eventually(t, func() bool { return stageStats(t, p, tc.stage).In > 0 },
+				hangBound, time.Millisecond, "the stage never took an item")
 
 			cancel()
-			err := flowWaitErr(t, p)
+			err := waitErr(t, p)
 			assert.ErrorIs(t, err, context.Canceled)
 			for range out { // closed, and whatever is left in it is finite
 			}
@@ -153,7 +89,7 @@ func TestFlowStages_StopDeliversEveryEmittedItem(t *testing.T) {
 	for _, tc := range flowCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			p := pipeline.New(context.Background())
-			out := tc.build(p, flowEndless(p))
+			out := tc.build(p, counter(p, nil))
 			var got []int
 			for v := range pipeline.All(p, out) {
 				got = append(got, v)
@@ -164,7 +100,7 @@ func TestFlowStages_StopDeliversEveryEmittedItem(t *testing.T) {
 			require.NoError(t, p.Wait())
 
 			emitted := p.Stats()[0].Out
-			st := flowStat(t, p, tc.stage)
+			st := stageStats(t, p, tc.stage)
 			assert.Equal(t, emitted, st.In, "the stage took every emitted item")
 			assert.Equal(t, st.In, st.Out+st.Dropped+st.Errors, "conservation")
 			assert.Equal(t, st.Out, uint64(len(got)), "the sink got every item sent on")
@@ -217,22 +153,22 @@ func TestFlowStages_RejectInvalidArguments(t *testing.T) {
 		{"Unbatch nil input", func(p *pipeline.Pipeline, _ <-chan int) <-chan int { return pipeline.Unbatch[int](p, nil) },
 			[]string{"unbatch#2", "input"}},
 		{"Retry attempts=0", func(p *pipeline.Pipeline, in <-chan int) <-chan int {
-			return pipeline.FanOut(p, in, 2, flowIdentity, pipeline.Retry(0, nil))
+			return pipeline.FanOut(p, in, 2, identity, pipeline.Retry(0, nil))
 		}, []string{"fanout#2", "Retry(0)"}},
 		{"Retry attempts<0", func(p *pipeline.Pipeline, in <-chan int) <-chan int {
-			return pipeline.FanOut(p, in, 2, flowIdentity, pipeline.Retry(-2, nil))
+			return pipeline.FanOut(p, in, 2, identity, pipeline.Retry(-2, nil))
 		}, []string{"fanout#2", "Retry(-2)"}},
 		{"Timeout=0", func(p *pipeline.Pipeline, in <-chan int) <-chan int {
-			return pipeline.FanOut(p, in, 2, flowIdentity, pipeline.Timeout(0))
+			return pipeline.FanOut(p, in, 2, identity, pipeline.Timeout(0))
 		}, []string{"fanout#2", "Timeout(0s)"}},
 		{"Timeout<0", func(p *pipeline.Pipeline, in <-chan int) <-chan int {
-			return pipeline.FanOut(p, in, 2, flowIdentity, pipeline.Timeout(-time.Second))
+			return pipeline.FanOut(p, in, 2, identity, pipeline.Timeout(-time.Second))
 		}, []string{"fanout#2", "Timeout(-1s)"}},
 		{"Limit(nil)", func(p *pipeline.Pipeline, in <-chan int) <-chan int {
-			return pipeline.FanOut(p, in, 2, flowIdentity, pipeline.Limit(nil))
+			return pipeline.FanOut(p, in, 2, identity, pipeline.Limit(nil))
 		}, []string{"fanout#2", "Limit(nil)"}},
 		{"Limit(NewLimiter(0))", func(p *pipeline.Pipeline, in <-chan int) <-chan int {
-			return pipeline.FanOut(p, in, 2, flowIdentity, pipeline.Limit(pipeline.NewLimiter(0)))
+			return pipeline.FanOut(p, in, 2, identity, pipeline.Limit(pipeline.NewLimiter(0)))
 		}, []string{"fanout#2", "Limit"}},
 		{"Timeout on a Throttle", func(p *pipeline.Pipeline, in <-chan int) <-chan int {
 			return pipeline.Throttle(p, in, time.Millisecond, 1, pipeline.Timeout(time.Second))
@@ -245,7 +181,7 @@ func TestFlowStages_RejectInvalidArguments(t *testing.T) {
 			require.NotNil(t, out, "the stage reported no error")
 			for range out { // closed at once: this loop ends
 			}
-			err := flowWaitErr(t, p)
+			err := waitErr(t, p)
 			require.ErrorIs(t, err, pipeline.ErrInvalidArgument)
 			for _, w := range tc.want {
 				assert.Contains(t, err.Error(), w)
@@ -295,8 +231,8 @@ func TestBuffer_LetsUpstreamRunNItemsAheadOfABlockedDownstream(t *testing.T) {
 			// holds one more it cannot send: upstream emitted n+2, no more.
 			want := int64(n + 2)
 			require.Eventually(t, func() bool { return emitted.Load() == want },
-				flowWait, time.Millisecond, "upstream did not run %d items ahead", n)
-			st := flowStat(t, p, "buffer#2")
+				hangBound, time.Millisecond, "upstream did not run %d items ahead", n)
+			st := stageStats(t, p, "buffer#2")
 			assert.Equal(t, n, st.QueueLen)
 			assert.Equal(t, n, st.QueueCap)
 			assert.Never(t, func() bool { return emitted.Load() > want },
@@ -315,13 +251,13 @@ func TestDropOnFull_NeverBlocksUpstreamAndKeepsTheFirstNItems(t *testing.T) {
 	out := pipeline.DropOnFull(p, pipeline.Generate(p, flowInts(1000)...), 4)
 
 	// Nobody reads out, yet the stage takes every item.
-	require.Eventually(t, func() bool { return flowStat(t, p, "droponfull#2").In == 1000 },
-		flowWait, time.Millisecond, "DropOnFull blocked its upstream")
+	require.Eventually(t, func() bool { return stageStats(t, p, "droponfull#2").In == 1000 },
+		hangBound, time.Millisecond, "DropOnFull blocked its upstream")
 	got, err := pipeline.Collect(p, out)
 	require.NoError(t, err, "dropping is not a failure")
 	assert.Equal(t, []int{1, 2, 3, 4}, got)
 
-	st := flowStat(t, p, "droponfull#2")
+	st := stageStats(t, p, "droponfull#2")
 	assert.Equal(t, uint64(1000), st.In)
 	assert.Equal(t, uint64(4), st.Out)
 	assert.Equal(t, uint64(996), st.Dropped)
@@ -339,7 +275,7 @@ func TestDropOnFull_ConservesItemsUnderASlowConsumer(t *testing.T) {
 	}
 	require.NoError(t, p.Wait(), "dropping is not a failure")
 
-	st := flowStat(t, p, "droponfull#2")
+	st := stageStats(t, p, "droponfull#2")
 	assert.Equal(t, uint64(items), st.In)
 	assert.Equal(t, st.In, st.Out+st.Dropped, "In = Out + Dropped")
 	assert.Equal(t, st.Out, uint64(len(got)), "the sink got exactly Out items")
@@ -381,7 +317,7 @@ func TestDropOnFull_TellsDiscarderItemsErrDropped(t *testing.T) {
 	}
 	require.NoError(t, p.Wait())
 
-	st := flowStat(t, p, "droponfull#2")
+	st := stageStats(t, p, "droponfull#2")
 	log.mu.Lock()
 	defer log.mu.Unlock()
 	assert.Equal(t, st.Dropped, uint64(len(log.reasons)), "every dropped item was told, once")
@@ -429,14 +365,14 @@ func TestThrottle_CancelWhileWaitingForATokenEndsPromptly(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, 1, v)
 	// Item 2 now waits an hour for its token.
-	require.Eventually(t, func() bool { return flowStat(t, p, "throttle#2").In == 2 },
-		flowWait, time.Millisecond)
+	require.Eventually(t, func() bool { return stageStats(t, p, "throttle#2").In == 2 },
+		hangBound, time.Millisecond)
 
 	start := time.Now()
 	cancel()
-	err := flowWaitErr(t, p)
+	err := waitErr(t, p)
 	assert.ErrorIs(t, err, context.Canceled)
-	assert.Less(t, time.Since(start), flowWait)
+	assert.Less(t, time.Since(start), hangBound)
 	_, ok = <-out
 	assert.False(t, ok, "the output is closed")
 }

@@ -13,44 +13,6 @@ import (
 	"github.com/ec0f1147/pipeline"
 )
 
-// flowRecv receives one value from ch, failing the test if none comes within
-// flowWait or ch is closed.
-func flowRecv[T any](t *testing.T, ch <-chan T) T {
-	t.Helper()
-	select {
-	case v, ok := <-ch:
-		require.True(t, ok, "channel closed")
-		return v
-	case <-time.After(flowWait):
-		require.FailNow(t, "nothing received in time")
-		var zero T
-		return zero
-	}
-}
-
-// flowGated is a source that emits first, then waits for gate (or the end of
-// its context), then emits then.
-func flowGated(p *pipeline.Pipeline, gate <-chan struct{}, first, then []int) <-chan int {
-	return pipeline.Produce(p, func(ctx context.Context, emit func(int) error) error {
-		for _, v := range first {
-			if err := emit(v); err != nil {
-				return err
-			}
-		}
-		select {
-		case <-gate:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		for _, v := range then {
-			if err := emit(v); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
 func TestBatch_GroupsItemsBySize(t *testing.T) {
 	cases := []struct {
 		items, size int
@@ -68,7 +30,7 @@ func TestBatch_GroupsItemsBySize(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("items=%d/size=%d/maxWait=%v", tc.items, tc.size, tc.maxWait), func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), flowWait)
+			ctx, cancel := context.WithTimeout(context.Background(), hangBound)
 			defer cancel()
 			p := pipeline.New(ctx)
 			got, err := pipeline.Collect(p, pipeline.Batch(p, pipeline.Generate(p, flowInts(tc.items)...), tc.size, tc.maxWait))
@@ -83,10 +45,10 @@ func TestBatch_SendsAPartialBatchAfterMaxWaitWhileTheInputIsOpen(t *testing.T) {
 	p := pipeline.New(context.Background())
 	gate := make(chan struct{})
 	start := time.Now()
-	out := pipeline.Batch(p, flowGated(p, gate, []int{1, 2}, []int{3, 4, 5}), 10, maxWait)
+	out := pipeline.Batch(p, gated(p, gate, []int{1, 2}, []int{3, 4, 5}), 10, maxWait)
 
 	// The producer is blocked on the gate: only the timer can send this.
-	first := flowRecv(t, out)
+	first := recv(t, out)
 	elapsed := time.Since(start)
 	assert.Equal(t, []int{1, 2}, first)
 	assert.GreaterOrEqual(t, elapsed, maxWait*9/10, "sent before maxWait")
@@ -104,8 +66,8 @@ func TestBatch_MaxWaitCountsFromTheBatchsFirstItem(t *testing.T) {
 	// A full batch goes out, then the input idles: the timer must not send
 	// an empty batch, and the next batch's clock starts with its own first
 	// item.
-	out := pipeline.Batch(p, flowGated(p, gate, []int{1, 2, 3}, []int{4}), 3, maxWait)
-	assert.Equal(t, []int{1, 2, 3}, flowRecv(t, out))
+	out := pipeline.Batch(p, gated(p, gate, []int{1, 2, 3}, []int{4}), 3, maxWait)
+	assert.Equal(t, []int{1, 2, 3}, recv(t, out))
 	select {
 	case b := <-out:
 		require.Failf(t, "unexpected batch", "got %v while the input was idle", b)
@@ -113,8 +75,8 @@ func TestBatch_MaxWaitCountsFromTheBatchsFirstItem(t *testing.T) {
 	}
 	close(gate)
 	start := time.Now()
-	assert.Equal(t, []int{4}, flowRecv(t, out), "flushed when the input closed")
-	assert.Less(t, time.Since(start), flowWait)
+	assert.Equal(t, []int{4}, recv(t, out), "flushed when the input closed")
+	assert.Less(t, time.Since(start), hangBound)
 	rest, err := pipeline.Collect(p, out)
 	require.NoError(t, err)
 	assert.Empty(t, rest)
@@ -123,7 +85,7 @@ func TestBatch_MaxWaitCountsFromTheBatchsFirstItem(t *testing.T) {
 func TestBatch_FlushesThePartialBatchOnStop(t *testing.T) {
 	for _, maxWait := range []time.Duration{0, time.Hour} {
 		t.Run(fmt.Sprintf("maxWait=%v", maxWait), func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), flowWait)
+			ctx, cancel := context.WithTimeout(context.Background(), hangBound)
 			defer cancel()
 			p := pipeline.New(ctx)
 			gate := make(chan struct{})
@@ -139,11 +101,11 @@ func TestBatch_FlushesThePartialBatchOnStop(t *testing.T) {
 				return v, nil
 			})
 			out := pipeline.Batch(p, mid, 10, maxWait)
-			require.Eventually(t, func() bool { return flowStat(t, p, "batch#3").In == 3 },
-				flowWait, time.Millisecond)
+			require.Eventually(t, func() bool { return stageStats(t, p, "batch#3").In == 3 },
+				hangBound, time.Millisecond)
 
 			p.Stop()
-			assert.Equal(t, []int{1, 2, 3}, flowRecv(t, out), "the partial batch left at once on Stop")
+			assert.Equal(t, []int{1, 2, 3}, recv(t, out), "the partial batch left at once on Stop")
 			close(gate)
 			rest, err := pipeline.Collect(p, out)
 			require.NoError(t, err)
@@ -165,8 +127,8 @@ func TestBatch_StopWithNothingHeldSendsNoBatch(t *testing.T) {
 				return v, nil
 			})
 			out := pipeline.Batch(p, mid, 10, maxWait)
-			require.Eventually(t, func() bool { return flowStat(t, p, "fanout#2").In == 1 },
-				flowWait, time.Millisecond)
+			require.Eventually(t, func() bool { return stageStats(t, p, "fanout#2").In == 1 },
+				hangBound, time.Millisecond)
 			p.Stop()
 			close(gate)
 			got, err := pipeline.Collect(p, out)
@@ -262,7 +224,7 @@ func TestBatch_StatsCountItemsNotBatches(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, got, 10)
 	for _, name := range []string{"batch#2", "unbatch#3"} {
-		st := flowStat(t, p, name)
+		st := stageStats(t, p, name)
 		assert.Equal(t, uint64(10), st.In, name)
 		assert.Equal(t, uint64(10), st.Out, name)
 		assert.Zero(t, st.Dropped, name)
@@ -286,7 +248,7 @@ func TestUnbatch_SkipsEmptyAndNilSlices(t *testing.T) {
 	got, err := pipeline.Collect(p, pipeline.Unbatch(p, pipeline.Generate(p, []int{1, 2}, nil, []int{}, []int{3})))
 	require.NoError(t, err)
 	assert.Equal(t, []int{1, 2, 3}, got)
-	st := flowStat(t, p, "unbatch#2")
+	st := stageStats(t, p, "unbatch#2")
 	assert.Equal(t, uint64(3), st.In)
 	assert.Equal(t, uint64(3), st.Out)
 }

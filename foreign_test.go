@@ -38,7 +38,7 @@ func foreignCount[T any](p *pipeline.Pipeline, outs ...<-chan T) (int, error) {
 }
 
 func foreignCases() []foreignCase {
-	id := coreIdentity
+	id := identity
 	keep := func(int) bool { return true }
 	return []foreignCase{
 		{"FanOut", 1, func(p *pipeline.Pipeline, ch <-chan int) (int, error) {
@@ -133,14 +133,14 @@ func TestForeignInput_StopLosesNothingAndTakesNothingMore(t *testing.T) {
 				n, err := c.run(p, ch)
 				res <- result{n, err}
 			}()
-			require.Eventually(t, func() bool { return len(ch) == 0 }, coreBound, time.Millisecond,
+			require.Eventually(t, func() bool { return len(ch) == 0 }, hangBound, time.Millisecond,
 				"the stage never took the channel's items")
 			p.Stop()
 			for i := range after {
 				ch <- before + i
 			}
 			var r result
-			coreWithin(t, "the pipeline after Stop", func() { r = <-res })
+			within(t, "the pipeline after Stop", func() { r = <-res })
 			require.NoError(t, r.err)
 			// Every value was delivered or is still in the channel; a value
 			// sent after Stop is taken only by a read already under way.
@@ -164,10 +164,10 @@ func TestForeignInput_CancelEndsItThoughTheChannelNeverCloses(t *testing.T) {
 				_, err := c.run(p, ch)
 				done <- err
 			}()
-			require.Eventually(t, func() bool { return len(ch) == 0 }, coreBound, time.Millisecond)
+			require.Eventually(t, func() bool { return len(ch) == 0 }, hangBound, time.Millisecond)
 			cancel(cause)
 			var err error
-			coreWithin(t, "the pipeline after cancel", func() { err = <-done })
+			within(t, "the pipeline after cancel", func() { err = <-done })
 			assert.Equal(t, cause, err)
 		})
 	}
@@ -180,7 +180,7 @@ func TestForeignInput_IsReadWithoutAHiddenStage(t *testing.T) {
 	ch <- 3
 	close(ch)
 	p := pipeline.New(context.Background())
-	got, err := pipeline.Collect(p, pipeline.FanOut(p, ch, 2, coreIdentity))
+	got, err := pipeline.Collect(p, pipeline.FanOut(p, ch, 2, identity))
 	require.NoError(t, err)
 	assert.ElementsMatch(t, []int{1, 2, 3}, got)
 	st := p.Stats()

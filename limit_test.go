@@ -16,35 +16,16 @@ import (
 	"github.com/ec0f1147/pipeline"
 )
 
-// flowReach is a stage function that counts itself in g and waits (or until
-// its context ends) until g has once reached level, so that a test can prove
-// that level is reached. Then it returns its item.
-func flowReach(g *flowGauge, level int64, reached chan struct{}, once *sync.Once) func(context.Context, int) (int, error) {
-	return func(ctx context.Context, v int) (int, error) {
-		defer g.leave(1)
-		if g.enter(1) >= level {
-			once.Do(func() { close(reached) })
-		}
-		select {
-		case <-reached:
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
-		time.Sleep(50 * time.Microsecond) // overlap with the calls after us
-		return v, nil
-	}
-}
-
 func TestLimiter_CapsConcurrencyAcrossStagesSharingIt(t *testing.T) {
 	for _, n := range []int{1, 3, 5} {
 		t.Run(fmt.Sprintf("n=%d", n), func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), flowWait)
+			ctx, cancel := context.WithTimeout(context.Background(), hangBound)
 			defer cancel()
 			l := pipeline.NewLimiter(n)
-			var g flowGauge
+			var g gauge
 			reached := make(chan struct{})
 			var once sync.Once
-			fn := flowReach(&g, int64(n), reached, &once)
+			fn := reach(&g, int64(n), reached, &once)
 
 			p := pipeline.New(ctx)
 			a := pipeline.FanOut(p, pipeline.Generate(p, flowInts(300)...), 8, fn, pipeline.Limit(l), pipeline.Name("a"))
@@ -59,14 +40,14 @@ func TestLimiter_CapsConcurrencyAcrossStagesSharingIt(t *testing.T) {
 }
 
 func TestLimiter_StageRunsAtMostItsWorkersUnderABiggerLimit(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), flowWait)
+	ctx, cancel := context.WithTimeout(context.Background(), hangBound)
 	defer cancel()
 	l := pipeline.NewLimiter(10)
-	var g flowGauge
+	var g gauge
 	reached := make(chan struct{})
 	var once sync.Once
 	p := pipeline.New(ctx)
-	out := pipeline.FanOut(p, pipeline.Generate(p, flowInts(100)...), 3, flowReach(&g, 3, reached, &once), pipeline.Limit(l))
+	out := pipeline.FanOut(p, pipeline.Generate(p, flowInts(100)...), 3, reach(&g, 3, reached, &once), pipeline.Limit(l))
 	got, err := pipeline.Collect(p, out)
 	require.NoError(t, err)
 	assert.Len(t, got, 100)
@@ -75,13 +56,13 @@ func TestLimiter_StageRunsAtMostItsWorkersUnderABiggerLimit(t *testing.T) {
 
 func TestLimiter_WorksAcrossTwoPipelines(t *testing.T) {
 	const n = 2
-	ctx, cancel := context.WithTimeout(context.Background(), flowWait)
+	ctx, cancel := context.WithTimeout(context.Background(), hangBound)
 	defer cancel()
 	l := pipeline.NewLimiter(n)
-	var g flowGauge
+	var g gauge
 	reached := make(chan struct{})
 	var once sync.Once
-	fn := flowReach(&g, n, reached, &once)
+	fn := reach(&g, n, reached, &once)
 
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
@@ -105,15 +86,15 @@ func TestLimiter_WorksAcrossTwoPipelines(t *testing.T) {
 }
 
 func TestLimiter_SetLimitGrowingStartsWaitingCallsAtOnce(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), flowWait)
+	ctx, cancel := context.WithTimeout(context.Background(), hangBound)
 	defer cancel()
 	l := pipeline.NewLimiter(2)
-	var g flowGauge
+	var g gauge
 	release := make(chan struct{})
 	p := pipeline.New(ctx)
 	out := pipeline.FanOut(p, pipeline.Generate(p, flowInts(20)...), 8, func(ctx context.Context, v int) (int, error) {
-		defer g.leave(1)
-		g.enter(1)
+		defer g.leave()
+		g.enter()
 		select {
 		case <-release:
 		case <-ctx.Done():
@@ -121,11 +102,11 @@ func TestLimiter_SetLimitGrowingStartsWaitingCallsAtOnce(t *testing.T) {
 		return v, nil
 	}, pipeline.Limit(l))
 
-	require.Eventually(t, func() bool { return g.cur.Load() == 2 }, flowWait, time.Millisecond)
+	require.Eventually(t, func() bool { return g.cur.Load() == 2 }, hangBound, time.Millisecond)
 	assert.Equal(t, 2, l.InUse())
 	l.SetLimit(5)
 	assert.Equal(t, 5, l.Limit())
-	require.Eventually(t, func() bool { return g.cur.Load() == 5 }, flowWait, time.Millisecond,
+	require.Eventually(t, func() bool { return g.cur.Load() == 5 }, hangBound, time.Millisecond,
 		"waiting calls did not start when the limit grew")
 	assert.Equal(t, 5, l.InUse())
 	assert.Never(t, func() bool { return g.cur.Load() > 5 }, 20*time.Millisecond, time.Millisecond)
@@ -138,16 +119,16 @@ func TestLimiter_SetLimitGrowingStartsWaitingCallsAtOnce(t *testing.T) {
 }
 
 func TestLimiter_SetLimitShrinkingLetsRunningCallsFinishAndNewOnesObey(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), flowWait)
+	ctx, cancel := context.WithTimeout(context.Background(), hangBound)
 	defer cancel()
 	l := pipeline.NewLimiter(4)
-	var all, late flowGauge
+	var all, late gauge
 	var started atomic.Int64
 	release := make(chan struct{})
 	p := pipeline.New(ctx)
 	out := pipeline.FanOut(p, pipeline.Generate(p, flowInts(30)...), 8, func(ctx context.Context, v int) (int, error) {
-		defer all.leave(1)
-		all.enter(1)
+		defer all.leave()
+		all.enter()
 		if started.Add(1) <= 4 { // the calls running when the limit shrinks
 			select {
 			case <-release:
@@ -155,13 +136,13 @@ func TestLimiter_SetLimitShrinkingLetsRunningCallsFinishAndNewOnesObey(t *testin
 			}
 			return v, nil
 		}
-		defer late.leave(1)
-		late.enter(1)
+		defer late.leave()
+		late.enter()
 		time.Sleep(100 * time.Microsecond)
 		return v, nil
 	}, pipeline.Limit(l))
 
-	require.Eventually(t, func() bool { return all.cur.Load() == 4 }, flowWait, time.Millisecond)
+	require.Eventually(t, func() bool { return all.cur.Load() == 4 }, hangBound, time.Millisecond)
 	l.SetLimit(1)
 	assert.Equal(t, 1, l.Limit())
 	assert.Equal(t, 4, l.InUse(), "running calls keep their slots")
@@ -213,24 +194,24 @@ type flowItem struct{ id, weight int }
 
 func TestWeighted_CallsHoldTheirWeightInSlots(t *testing.T) {
 	const limit = 10
-	ctx, cancel := context.WithTimeout(context.Background(), flowWait)
+	ctx, cancel := context.WithTimeout(context.Background(), hangBound)
 	defer cancel()
 	l := pipeline.NewLimiter(limit)
 	items := make([]flowItem, 300)
 	for i := range items {
 		items[i] = flowItem{id: i, weight: 1 + (i*7)%6} // 1..6
 	}
-	var held flowGauge
-	var calls flowGauge
+	var held gauge
+	var calls gauge
 	p := pipeline.New(ctx)
 	out := pipeline.FanOut(p, pipeline.Generate(p, items...), 8, pipeline.Weighted(l,
 		func(it flowItem) int { return it.weight },
 		func(_ context.Context, it flowItem) (int, error) {
-			calls.enter(1)
-			held.enter(int64(it.weight))
+			calls.enter()
+			held.add(int64(it.weight))
 			time.Sleep(50 * time.Microsecond)
-			held.leave(int64(it.weight))
-			calls.leave(1)
+			held.add(-int64(it.weight))
+			calls.leave()
 			return it.id, nil
 		}))
 	got, err := pipeline.Collect(p, out)
@@ -243,13 +224,13 @@ func TestWeighted_CallsHoldTheirWeightInSlots(t *testing.T) {
 
 func TestWeighted_HeavyItemsShareTheLimitExactly(t *testing.T) {
 	// Weight 4 under a limit of 10: two calls fit (8 slots), a third never.
-	ctx, cancel := context.WithTimeout(context.Background(), flowWait)
+	ctx, cancel := context.WithTimeout(context.Background(), hangBound)
 	defer cancel()
 	l := pipeline.NewLimiter(10)
-	var g flowGauge
+	var g gauge
 	reached := make(chan struct{})
 	var once sync.Once
-	inner := flowReach(&g, 2, reached, &once)
+	inner := reach(&g, 2, reached, &once)
 	p := pipeline.New(ctx)
 	out := pipeline.FanOut(p, pipeline.Generate(p, flowInts(50)...), 6, pipeline.Weighted(l,
 		func(int) int { return 4 },
@@ -275,7 +256,7 @@ func TestWeighted_WeightBelowOneCountsAsOne(t *testing.T) {
 	got, err := pipeline.Collect(p, out)
 	require.NoError(t, err)
 	assert.ElementsMatch(t, []int{0, -3}, got, "weight 5 exceeds the limit of 1")
-	assert.Equal(t, uint64(1), flowStat(t, p, "fanout#2").Errors)
+	assert.Equal(t, uint64(1), stageStats(t, p, "fanout#2").Errors)
 }
 
 func TestWeighted_WeightAboveTheLimitFails(t *testing.T) {
@@ -340,10 +321,10 @@ func TestWeighted_CancelWhileWaitingForSlotsEndsPromptly(t *testing.T) {
 			<-ctx.Done() // holds both slots until cancelled
 			return v, ctx.Err()
 		}))
-	require.Eventually(t, func() bool { return l.InUse() == 2 && flowStat(t, p, "fanout#2").Busy == 3 },
-		flowWait, time.Millisecond)
+	require.Eventually(t, func() bool { return l.InUse() == 2 && stageStats(t, p, "fanout#2").Busy == 3 },
+		hangBound, time.Millisecond)
 	cancel()
-	require.ErrorIs(t, flowWaitErr(t, p), context.Canceled)
+	require.ErrorIs(t, waitErr(t, p), context.Canceled)
 	for range out {
 	}
 	assert.Zero(t, l.InUse(), "no slot is left held after cancel")
@@ -412,7 +393,7 @@ func TestTimeout_OnErrorSkipsTheTimedOutItemAndGoesOn(t *testing.T) {
 	require.Len(t, skipped, 1)
 	assert.Equal(t, 3, skipped[0].Item)
 	assert.ErrorIs(t, skipped[0], context.DeadlineExceeded)
-	assert.Equal(t, uint64(1), flowStat(t, p, "fanoutordered#2").Errors)
+	assert.Equal(t, uint64(1), stageStats(t, p, "fanoutordered#2").Errors)
 }
 
 func TestTimeout_EachRetryAttemptHasItsOwnDeadline(t *testing.T) {
@@ -437,7 +418,7 @@ func TestTimeout_EachRetryAttemptHasItsOwnDeadline(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []int{1}, got)
 	assert.Equal(t, int64(3), attempts.Load())
-	assert.Equal(t, uint64(2), flowStat(t, p, "fanout#2").Retries)
+	assert.Equal(t, uint64(2), stageStats(t, p, "fanout#2").Retries)
 }
 
 func TestRetry_WaitsBackoffOfEachAttemptAndFailsWithTheLastError(t *testing.T) {
@@ -460,7 +441,7 @@ func TestRetry_WaitsBackoffOfEachAttemptAndFailsWithTheLastError(t *testing.T) {
 	assert.EqualError(t, se.Err, "attempt 4 failed")
 	assert.Equal(t, int64(4), calls.Load())
 	assert.Equal(t, []int{1, 2, 3}, waits, "backoff(n) before attempt n+1")
-	assert.Equal(t, uint64(3), flowStat(t, p, "flaky").Retries)
+	assert.Equal(t, uint64(3), stageStats(t, p, "flaky").Retries)
 }
 
 func TestRetry_DeliversAnItemThatSucceedsOnALaterAttempt(t *testing.T) {
@@ -484,7 +465,7 @@ func TestRetry_DeliversAnItemThatSucceedsOnALaterAttempt(t *testing.T) {
 	for _, v := range flowInts(20) {
 		want += uint64(v % 3)
 	}
-	st := flowStat(t, p, "fanout#2")
+	st := stageStats(t, p, "fanout#2")
 	assert.Equal(t, want, st.Retries)
 	assert.Zero(t, st.Errors)
 }
@@ -508,7 +489,7 @@ func TestRetry_LastErrorGoesToOnError(t *testing.T) {
 	require.Len(t, skipped, 1)
 	assert.Equal(t, 2, skipped[0].Item)
 	assert.EqualError(t, skipped[0].Err, "bad item, call 2")
-	st := flowStat(t, p, "fanoutordered#2")
+	st := stageStats(t, p, "fanoutordered#2")
 	assert.Equal(t, uint64(1), st.Retries)
 	assert.Equal(t, uint64(1), st.Errors)
 }
@@ -523,7 +504,7 @@ func TestRetry_OneAttemptMeansNoRetry(t *testing.T) {
 	require.Error(t, err)
 	assert.NotErrorAs(t, err, new(*pipeline.PanicError))
 	assert.Equal(t, int64(1), calls.Load())
-	assert.Zero(t, flowStat(t, p, "foreach#2").Retries)
+	assert.Zero(t, stageStats(t, p, "foreach#2").Retries)
 }
 
 func TestRetry_DoesNotRetryPanics(t *testing.T) {
@@ -537,7 +518,7 @@ func TestRetry_DoesNotRetryPanics(t *testing.T) {
 	require.ErrorAs(t, err, &pe)
 	assert.Equal(t, "boom", pe.Value)
 	assert.Equal(t, int64(1), calls.Load())
-	assert.Zero(t, flowStat(t, p, "fanout#2").Retries)
+	assert.Zero(t, stageStats(t, p, "fanout#2").Retries)
 }
 
 func TestRetry_CancelAbortsTheBackoffWaitPromptly(t *testing.T) {
@@ -553,12 +534,12 @@ func TestRetry_CancelAbortsTheBackoffWaitPromptly(t *testing.T) {
 		return 0, errors.New("fails")
 	}, pipeline.Retry(3, func(int) time.Duration { return time.Hour }))
 	<-failed
-	require.Eventually(t, func() bool { return flowStat(t, p, "fanout#2").Retries == 1 }, flowWait, time.Millisecond)
+	require.Eventually(t, func() bool { return stageStats(t, p, "fanout#2").Retries == 1 }, hangBound, time.Millisecond)
 
 	start := time.Now()
 	cancel()
-	err := flowWaitErr(t, p)
-	assert.Less(t, time.Since(start), flowWait)
+	err := waitErr(t, p)
+	assert.Less(t, time.Since(start), hangBound)
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.Equal(t, int64(1), calls.Load(), "no attempt after cancel")
 	for range out {
@@ -593,7 +574,7 @@ func TestRetry_NilBackoffWaitsDefaultBackoff(t *testing.T) {
 	// The mean wait is 25ms; ten waits below 60ms in all has a probability
 	// of about 2e-6.
 	assert.Greater(t, total, 60*time.Millisecond, "nil backoff did not wait: %v", gaps)
-	assert.Equal(t, uint64(items), flowStat(t, p, "foreach#2").Retries)
+	assert.Equal(t, uint64(items), stageStats(t, p, "foreach#2").Retries)
 }
 
 func TestDefaultBackoff_IsARandomWaitBelowTheExponentialCap(t *testing.T) {

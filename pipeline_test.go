@@ -25,118 +25,6 @@ import (
 
 // ---- helpers (prefixed core) ----
 
-// coreBound is the generous bound within which "promptly" must happen. It is
-// a hang detector, not a speed requirement.
-const coreBound = 10 * time.Second
-
-// coreInts returns 0, 1, …, n-1.
-func coreInts(n int) []int {
-	s := make([]int, n)
-	for i := range s {
-		s[i] = i
-	}
-	return s
-}
-
-// coreRequireClosed asserts, without blocking, that ch is closed and empty.
-func coreRequireClosed[T any](t *testing.T, ch <-chan T) {
-	t.Helper()
-	select {
-	case v, ok := <-ch:
-		require.False(t, ok, "received %v from a channel that should be closed", v)
-	default:
-		require.Fail(t, "channel is still open")
-	}
-}
-
-// coreWithin runs fn and fails the test if it has not returned within coreBound.
-func coreWithin(t *testing.T, what string, fn func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fn()
-	}()
-	select {
-	case <-done:
-	case <-time.After(coreBound):
-		t.Fatalf("%s did not return within %v", what, coreBound)
-	}
-}
-
-// coreAwait waits for ch to be closed (or to deliver), failing the test
-// instead of hanging if that does not happen within coreBound.
-func coreAwait[T any](t *testing.T, ch <-chan T, what string) {
-	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(coreBound):
-		t.Fatalf("still waiting for %s after %v", what, coreBound)
-	}
-}
-
-// coreCounter is an endless Produce source emitting 0, 1, 2, …; emitted (if
-// not nil) counts the emits that succeeded.
-func coreCounter(p *pipeline.Pipeline, emitted *atomic.Int64) <-chan int {
-	return pipeline.Produce(p, func(_ context.Context, emit func(int) error) error {
-		for i := 0; ; i++ {
-			if err := emit(i); err != nil {
-				return err
-			}
-			if emitted != nil {
-				emitted.Add(1)
-			}
-		}
-	})
-}
-
-// coreIdentity is a FanOut function that passes items on.
-func coreIdentity(_ context.Context, v int) (int, error) { return v, nil }
-
-// corePeak measures the highest number of concurrent calls.
-type corePeak struct{ cur, max atomic.Int64 }
-
-func (c *corePeak) enter() int64 {
-	n := c.cur.Add(1)
-	for {
-		m := c.max.Load()
-		if n <= m || c.max.CompareAndSwap(m, n) {
-			return n
-		}
-	}
-}
-
-func (c *corePeak) leave() { c.cur.Add(-1) }
-
-// coreStats returns the stats of the stage named name.
-func coreStats(t *testing.T, p *pipeline.Pipeline, name string) pipeline.StageStats {
-	t.Helper()
-	for _, s := range p.Stats() {
-		if s.Name == name {
-			return s
-		}
-	}
-	require.Failf(t, "no such stage", "stage %q not in %+v", name, p.Stats())
-	return pipeline.StageStats{}
-}
-
-// coreReadAll reads every output concurrently to its end.
-func coreReadAll[T any](outs []<-chan T) [][]T {
-	got := make([][]T, len(outs))
-	var wg sync.WaitGroup
-	for i, o := range outs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for v := range o {
-				got[i] = append(got[i], v)
-			}
-		}()
-	}
-	wg.Wait()
-	return got
-}
-
 // ---- ordering ----
 
 func TestFanOutOrdered_PreservesOrderUnderRandomDelay(t *testing.T) {
@@ -144,7 +32,7 @@ func TestFanOutOrdered_PreservesOrderUnderRandomDelay(t *testing.T) {
 	for _, workers := range []int{1, 2, 5, 16} {
 		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
 			p := pipeline.New(context.Background())
-			out := pipeline.FanOutOrdered(p, pipeline.Generate(p, coreInts(n)...), workers,
+			out := pipeline.FanOutOrdered(p, pipeline.Generate(p, ints(n)...), workers,
 				func(_ context.Context, v int) (string, error) {
 					d := rand.N(200 * time.Microsecond)
 					if v%40 == 0 {
@@ -170,7 +58,7 @@ func TestFanOutOrdered_SkippedItemsLeaveNoGap(t *testing.T) {
 	for _, workers := range []int{1, 3, 8} {
 		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
 			p := pipeline.New(context.Background())
-			out := pipeline.FanOutOrdered(p, pipeline.Generate(p, coreInts(n)...), workers,
+			out := pipeline.FanOutOrdered(p, pipeline.Generate(p, ints(n)...), workers,
 				func(_ context.Context, v int) (int, error) {
 					time.Sleep(rand.N(100 * time.Microsecond))
 					if v%3 == 0 {
@@ -187,7 +75,7 @@ func TestFanOutOrdered_SkippedItemsLeaveNoGap(t *testing.T) {
 				}
 			}
 			assert.Equal(t, want, got)
-			st := coreStats(t, p, "fanoutordered#2")
+			st := stageStats(t, p, "fanoutordered#2")
 			assert.Equal(t, uint64(n/3), st.Errors)
 			assert.Equal(t, uint64(len(want)), st.Out)
 		})
@@ -232,7 +120,7 @@ func TestWorkerStages_ConcurrencyNeverExceedsWorkers(t *testing.T) {
 	for _, st := range stages {
 		for _, workers := range []int{1, 3, 8} {
 			t.Run(fmt.Sprintf("%s/workers=%d", st.name, workers), func(t *testing.T) {
-				var peak corePeak
+				var peak gauge
 				// The first calls wait until workers calls run together, so the
 				// peak must reach workers exactly; it must never pass it.
 				reached := make(chan struct{})
@@ -245,16 +133,16 @@ func TestWorkerStages_ConcurrencyNeverExceedsWorkers(t *testing.T) {
 					defer peak.leave()
 					select {
 					case <-reached:
-					case <-time.After(coreBound):
+					case <-time.After(hangBound):
 						stuck.Store(true)
 					}
 					time.Sleep(rand.N(50 * time.Microsecond))
 				}
 				p := pipeline.New(context.Background())
-				err := st.run(p, pipeline.Generate(p, coreInts(200)...), workers, call)
+				err := st.run(p, pipeline.Generate(p, ints(200)...), workers, call)
 				require.NoError(t, err)
 				assert.False(t, stuck.Load(), "never reached %d concurrent calls", workers)
-				assert.Equal(t, int64(workers), peak.max.Load())
+				assert.Equal(t, int64(workers), peak.peak.Load())
 			})
 		}
 	}
@@ -269,7 +157,7 @@ func TestFirstError_CancelsPipelineAndIsReportedOnce(t *testing.T) {
 	// fail with late; item 3 (on the fourth worker) fails first, with boom.
 	build := func(p *pipeline.Pipeline) <-chan int {
 		started := make(chan struct{}, 3)
-		return pipeline.FanOut(p, pipeline.Generate(p, coreInts(10)...), 4,
+		return pipeline.FanOut(p, pipeline.Generate(p, ints(10)...), 4,
 			func(ctx context.Context, v int) (int, error) {
 				switch {
 				case v < 3:
@@ -433,7 +321,7 @@ func TestPanic_InEveryUserFunctionIsRecoveredAsPanicError(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := pipeline.New(context.Background())
 			var err error
-			coreWithin(t, "the sink", func() { err = tc.run(p) })
+			within(t, "the sink", func() { err = tc.run(p) })
 
 			var se *pipeline.StageError
 			require.ErrorAs(t, err, &se)
@@ -484,7 +372,7 @@ func TestParentCancel_WaitReturnsParentCause(t *testing.T) {
 			p := pipeline.New(parent)
 			seen := make(chan struct{})
 			var once sync.Once
-			out := pipeline.FanOut(p, coreCounter(p, nil), 3, func(_ context.Context, v int) (int, error) {
+			out := pipeline.FanOut(p, counter(p, nil), 3, func(_ context.Context, v int) (int, error) {
 				if v == 50 {
 					once.Do(func() { close(seen) })
 				}
@@ -495,7 +383,7 @@ func TestParentCancel_WaitReturnsParentCause(t *testing.T) {
 				cancel()
 			}()
 			var err error
-			coreWithin(t, "Drain", func() { err = pipeline.Drain(p, out) })
+			within(t, "Drain", func() { err = pipeline.Drain(p, out) })
 			assert.Equal(t, tc.want, err)
 			assert.Equal(t, context.Cause(parent), err)
 			assert.Equal(t, tc.want, p.Wait())
@@ -511,17 +399,17 @@ func TestParentCancel_ErrorsItCausesAreNotReported(t *testing.T) {
 	started := make(chan struct{}, 4)
 	// Every call blocks until the pipeline is cancelled, then fails because
 	// of it: a consequence, not a new failure.
-	out := pipeline.FanOut(p, pipeline.Generate(p, coreInts(4)...), 4, func(ctx context.Context, v int) (int, error) {
+	out := pipeline.FanOut(p, pipeline.Generate(p, ints(4)...), 4, func(ctx context.Context, v int) (int, error) {
 		started <- struct{}{}
 		<-ctx.Done()
 		return 0, fmt.Errorf("item %d interrupted: %w", v, ctx.Err())
 	})
 	for range 4 {
-		coreAwait(t, started, "a blocked call")
+		await(t, started, "a blocked call")
 	}
 	cancel(cause)
 	var err error
-	coreWithin(t, "Drain", func() { err = pipeline.Drain(p, out) })
+	within(t, "Drain", func() { err = pipeline.Drain(p, out) })
 	assert.Equal(t, cause, err)
 	var se *pipeline.StageError
 	assert.False(t, errors.As(err, &se), "an error caused by the cancel was reported: %v", err)
@@ -536,8 +424,8 @@ func TestCancel_FinishesPromptlyWhenNobodyReadsTheOutput(t *testing.T) {
 
 	// A chain of every kind of core stage; only one of Tee's outputs is
 	// read, by a stage whose own unbuffered output nobody reads.
-	sq := pipeline.FanOut(p, coreCounter(p, nil), 4, coreIdentity)
-	ord := pipeline.FanOutOrdered(p, sq, 4, coreIdentity)
+	sq := pipeline.FanOut(p, counter(p, nil), 4, identity)
+	ord := pipeline.FanOutOrdered(p, sq, 4, identity)
 	fm := pipeline.FlatMap(p, ord, 2, func(_ context.Context, v int, emit func(int) error) error {
 		if err := emit(v); err != nil {
 			return err
@@ -556,10 +444,10 @@ func TestCancel_FinishesPromptlyWhenNobodyReadsTheOutput(t *testing.T) {
 	}, pipeline.BufferSize(0))
 	_ = last // never read
 
-	coreAwait(t, progress, "the last stage's calls")
+	await(t, progress, "the last stage's calls")
 	cancel(cause)
 	var err error
-	coreWithin(t, "Wait", func() { err = p.Wait() })
+	within(t, "Wait", func() { err = p.Wait() })
 	assert.Equal(t, cause, err)
 }
 
@@ -591,7 +479,7 @@ func TestStop_EveryEmittedItemReachesTheSink(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			var emitted, calls atomic.Int64
 			p := pipeline.New(context.Background())
-			out := m.build(p, coreCounter(p, &emitted), func(_ context.Context, v int) (int, error) {
+			out := m.build(p, counter(p, &emitted), func(_ context.Context, v int) (int, error) {
 				if calls.Add(1) == 100 {
 					p.Stop()
 				}
@@ -603,10 +491,10 @@ func TestStop_EveryEmittedItemReachesTheSink(t *testing.T) {
 			require.Len(t, got, int(emitted.Load()), "every emitted item must reach the sink")
 			assert.GreaterOrEqual(t, len(got), 100)
 			if m.ordered {
-				assert.Equal(t, coreInts(len(got)), got)
+				assert.Equal(t, ints(len(got)), got)
 			} else {
 				slices.Sort(got)
-				assert.Equal(t, coreInts(len(got)), got)
+				assert.Equal(t, ints(len(got)), got)
 			}
 		})
 	}
@@ -619,7 +507,7 @@ func TestStop_SourcesEndCleanly(t *testing.T) {
 		build func(t *testing.T, p *pipeline.Pipeline) <-chan int
 	}{
 		{"Generate", func(_ *testing.T, p *pipeline.Pipeline) <-chan int {
-			return pipeline.Generate(p, coreInts(many)...)
+			return pipeline.Generate(p, ints(many)...)
 		}},
 		{"FromSeq", func(_ *testing.T, p *pipeline.Pipeline) <-chan int {
 			return pipeline.FromSeq(p, iter.Seq[int](func(yield func(int) bool) {
@@ -651,7 +539,7 @@ func TestStop_SourcesEndCleanly(t *testing.T) {
 			return pipeline.FromChan(p, ch)
 		}},
 		{"Produce", func(_ *testing.T, p *pipeline.Pipeline) <-chan int {
-			return coreCounter(p, nil)
+			return counter(p, nil)
 		}},
 	}
 	for _, src := range sources {
@@ -666,12 +554,12 @@ func TestStop_SourcesEndCleanly(t *testing.T) {
 			})
 			var got []int
 			var err error
-			coreWithin(t, "Collect", func() { got, err = pipeline.Collect(p, out) })
+			within(t, "Collect", func() { got, err = pipeline.Collect(p, out) })
 			require.NoError(t, err)
 			assert.GreaterOrEqual(t, len(got), 50)
 			assert.Less(t, len(got), many, "the source must stop early")
 			slices.Sort(got)
-			assert.Equal(t, coreInts(len(got)), got, "the items emitted are a prefix, none lost")
+			assert.Equal(t, ints(len(got)), got, "the items emitted are a prefix, none lost")
 		})
 	}
 }
@@ -681,7 +569,7 @@ func TestShutdown_ReturnsNilWhenItDrainsInTime(t *testing.T) {
 	p := pipeline.New(context.Background())
 	progress := make(chan struct{})
 	var calls atomic.Int64
-	out := pipeline.FanOut(p, coreCounter(p, &emitted), 3, func(_ context.Context, v int) (int, error) {
+	out := pipeline.FanOut(p, counter(p, &emitted), 3, func(_ context.Context, v int) (int, error) {
 		if calls.Add(1) == 50 {
 			close(progress)
 		}
@@ -697,8 +585,8 @@ func TestShutdown_ReturnsNilWhenItDrainsInTime(t *testing.T) {
 		items, err := pipeline.Collect(p, out)
 		collected <- result{items, err}
 	}()
-	coreAwait(t, progress, "50 calls")
-	ctx, cancel := context.WithTimeout(context.Background(), coreBound)
+	await(t, progress, "50 calls")
+	ctx, cancel := context.WithTimeout(context.Background(), hangBound)
 	defer cancel()
 	require.NoError(t, p.Shutdown(ctx))
 	res := <-collected
@@ -714,24 +602,24 @@ func TestShutdown_ReturnsCtxErrWhenItCannotDrainInTime(t *testing.T) {
 	started := make(chan struct{}, 2)
 	// The workers only return once the pipeline is cancelled: Stop alone
 	// cannot drain it.
-	out := pipeline.FanOut(p, pipeline.Generate(p, coreInts(10)...), 2, func(ctx context.Context, v int) (int, error) {
+	out := pipeline.FanOut(p, pipeline.Generate(p, ints(10)...), 2, func(ctx context.Context, v int) (int, error) {
 		live.Add(1)
 		defer live.Add(-1)
 		started <- struct{}{}
 		<-ctx.Done()
 		return v, ctx.Err()
 	})
-	coreAwait(t, started, "a first call")
-	coreAwait(t, started, "a second call")
+	await(t, started, "a first call")
+	await(t, started, "a second call")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	var err error
-	coreWithin(t, "Shutdown", func() { err = p.Shutdown(ctx) })
+	within(t, "Shutdown", func() { err = p.Shutdown(ctx) })
 	assert.Equal(t, context.DeadlineExceeded, err)
 	// When Shutdown returns, every goroutine of the pipeline has returned:
 	// no call is running and the output is closed.
 	assert.Zero(t, live.Load())
-	coreRequireClosed(t, out)
+	requireClosed(t, out)
 	assert.ErrorIs(t, p.Wait(), context.DeadlineExceeded)
 }
 
@@ -740,7 +628,7 @@ func TestShutdown_ReturnsCtxErrWhenItCannotDrainInTime(t *testing.T) {
 func TestInvalidArgument_FailsWithNamedStageAndArgument(t *testing.T) {
 	bg := context.Background()
 	good := func(p *pipeline.Pipeline) <-chan int { return pipeline.Generate(p, 1, 2, 3) }
-	id := coreIdentity
+	id := identity
 	flat := func(_ context.Context, v int, emit func(int) error) error { return emit(v) }
 	each := func(context.Context, int) error { return nil }
 	var nilCtx context.Context
@@ -901,10 +789,10 @@ func TestInvalidArgument_FailsWithNamedStageAndArgument(t *testing.T) {
 			}
 			res := tc.build(p)
 			for _, o := range res.outs {
-				coreRequireClosed(t, o)
+				requireClosed(t, o)
 			}
 			var err error
-			coreWithin(t, "Wait", func() { err = p.Wait() })
+			within(t, "Wait", func() { err = p.Wait() })
 			require.ErrorIs(t, err, pipeline.ErrInvalidArgument)
 			for _, w := range tc.want {
 				assert.Contains(t, err.Error(), w)
@@ -928,7 +816,7 @@ func TestInvalidArgument_ShutdownWithNilContext(t *testing.T) {
 func TestNilPipeline_NothingPanics(t *testing.T) {
 	var p *pipeline.Pipeline
 	outside := make(chan int) // never closed: nothing may read from it
-	id := coreIdentity
+	id := identity
 
 	assert.NotNil(t, p.Context())
 	assert.ErrorIs(t, p.Wait(), pipeline.ErrInvalidArgument)
@@ -958,7 +846,7 @@ func TestNilPipeline_NothingPanics(t *testing.T) {
 		var outs []<-chan int
 		require.NotPanics(t, func() { outs = build() }, name)
 		for _, o := range outs {
-			coreRequireClosed(t, o)
+			requireClosed(t, o)
 		}
 	}
 
@@ -992,25 +880,25 @@ func TestNilPipeline_NothingPanics(t *testing.T) {
 func TestFirst_ExitsEarlyWithoutErrorOrLeak(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	p := pipeline.New(context.Background())
-	out := pipeline.FanOut(p, coreCounter(p, nil), 4, func(_ context.Context, v int) (int, error) {
+	out := pipeline.FanOut(p, counter(p, nil), 4, func(_ context.Context, v int) (int, error) {
 		return v * 10, nil
 	})
 	var v int
 	var ok bool
 	var err error
-	coreWithin(t, "First", func() { v, ok, err = pipeline.First(p, out) })
+	within(t, "First", func() { v, ok, err = pipeline.First(p, out) })
 	require.NoError(t, err)
 	assert.True(t, ok)
 	assert.Zero(t, v%10, "the item went through the FanOut")
 	assert.NoError(t, p.Wait())
-	coreRequireDone(t, p)
+	requireDone(t, p)
 }
 
 func TestFirst_ErrorsItCausesUpstreamAreNotFailures(t *testing.T) {
 	p := pipeline.New(context.Background())
 	// Item 0 goes through; every later call waits for the early exit and
 	// then fails because of it.
-	out := pipeline.FanOutOrdered(p, coreCounter(p, nil), 4, func(ctx context.Context, v int) (int, error) {
+	out := pipeline.FanOutOrdered(p, counter(p, nil), 4, func(ctx context.Context, v int) (int, error) {
 		if v == 0 {
 			return v, nil
 		}
@@ -1020,7 +908,7 @@ func TestFirst_ErrorsItCausesUpstreamAreNotFailures(t *testing.T) {
 	var v int
 	var ok bool
 	var err error
-	coreWithin(t, "First", func() { v, ok, err = pipeline.First(p, out) })
+	within(t, "First", func() { v, ok, err = pipeline.First(p, out) })
 	require.NoError(t, err)
 	assert.True(t, ok)
 	assert.Equal(t, 0, v)
@@ -1038,9 +926,9 @@ func TestFirst_OnEmptyInputReportsNoItem(t *testing.T) {
 func TestAll_BreakExitsEarlyWithoutErrorOrLeak(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	p := pipeline.New(context.Background())
-	out := pipeline.FanOut(p, coreCounter(p, nil), 4, coreIdentity)
+	out := pipeline.FanOut(p, counter(p, nil), 4, identity)
 	var got []int
-	coreWithin(t, "the range loop", func() {
+	within(t, "the range loop", func() {
 		for v := range pipeline.All(p, out) {
 			got = append(got, v)
 			if len(got) == 5 {
@@ -1050,27 +938,17 @@ func TestAll_BreakExitsEarlyWithoutErrorOrLeak(t *testing.T) {
 	})
 	assert.Len(t, got, 5)
 	assert.NoError(t, p.Wait())
-	coreRequireDone(t, p)
+	requireDone(t, p)
 }
 
 func TestAll_RangesOverEveryItem(t *testing.T) {
 	p := pipeline.New(context.Background())
 	var got []int
-	for v := range pipeline.All(p, pipeline.Generate(p, coreInts(100)...)) {
+	for v := range pipeline.All(p, pipeline.Generate(p, ints(100)...)) {
 		got = append(got, v)
 	}
-	assert.Equal(t, coreInts(100), got)
+	assert.Equal(t, ints(100), got)
 	assert.NoError(t, p.Wait())
-}
-
-// coreRequireDone asserts that the pipeline's context is done.
-func coreRequireDone(t *testing.T, p *pipeline.Pipeline) {
-	t.Helper()
-	select {
-	case <-p.Context().Done():
-	default:
-		require.Fail(t, "the pipeline's context is not done")
-	}
 }
 
 // ---- Tee, Partition, Merge ----
@@ -1080,14 +958,14 @@ func TestTee_SendsEveryItemToEveryOutputInOrder(t *testing.T) {
 	for _, outputs := range []int{1, 2, 5} {
 		t.Run(fmt.Sprintf("n=%d", outputs), func(t *testing.T) {
 			p := pipeline.New(context.Background())
-			outs := pipeline.Tee(p, pipeline.Generate(p, coreInts(n)...), outputs)
+			outs := pipeline.Tee(p, pipeline.Generate(p, ints(n)...), outputs)
 			require.Len(t, outs, outputs)
-			got := coreReadAll(outs)
+			got := readAll(outs)
 			require.NoError(t, p.Wait())
 			for i := range got {
-				assert.Equal(t, coreInts(n), got[i], "output %d", i)
+				assert.Equal(t, ints(n), got[i], "output %d", i)
 			}
-			st := coreStats(t, p, "tee#2")
+			st := stageStats(t, p, "tee#2")
 			assert.Equal(t, uint64(n), st.In)
 			assert.Equal(t, uint64(n), st.Out)
 		})
@@ -1102,7 +980,7 @@ func TestPartition_RoutesEachItemToRouteModN(t *testing.T) {
 			p := pipeline.New(context.Background())
 			outs := pipeline.Partition(p, pipeline.Generate(p, routes...), n, func(v int) int { return v })
 			require.Len(t, outs, n)
-			got := coreReadAll(outs)
+			got := readAll(outs)
 			require.NoError(t, p.Wait())
 			want := make([][]int, n)
 			for _, r := range routes {
@@ -1116,9 +994,9 @@ func TestPartition_RoutesEachItemToRouteModN(t *testing.T) {
 
 func TestMerge_SendsEveryItemOfEveryInput(t *testing.T) {
 	p := pipeline.New(context.Background())
-	a := pipeline.Generate(p, coreInts(100)...)
-	b := pipeline.Generate(p, coreInts(300)[100:200]...)
-	c := pipeline.Generate(p, coreInts(300)[200:]...)
+	a := pipeline.Generate(p, ints(100)...)
+	b := pipeline.Generate(p, ints(300)[100:200]...)
+	c := pipeline.Generate(p, ints(300)[200:]...)
 	got, err := pipeline.Collect(p, pipeline.Merge(p, a, b, c))
 	require.NoError(t, err)
 	// Items of one input keep their order.
@@ -1129,25 +1007,25 @@ func TestMerge_SendsEveryItemOfEveryInput(t *testing.T) {
 				part = append(part, v)
 			}
 		}
-		assert.Equal(t, coreInts(300)[lo:lo+100], part)
+		assert.Equal(t, ints(300)[lo:lo+100], part)
 	}
 	slices.Sort(got)
-	assert.Equal(t, coreInts(300), got)
+	assert.Equal(t, ints(300), got)
 }
 
 func TestMerge_WithNoInputsIsClosed(t *testing.T) {
 	p := pipeline.New(context.Background())
-	coreRequireClosed(t, pipeline.Merge[int](p))
+	requireClosed(t, pipeline.Merge[int](p))
 	assert.NoError(t, p.Wait())
 }
 
 func TestOutsideChannel_IsAdoptedByMergeAndFanOut(t *testing.T) {
 	stages := map[string]func(p *pipeline.Pipeline, outside <-chan int) <-chan int{
 		"Merge": func(p *pipeline.Pipeline, outside <-chan int) <-chan int {
-			return pipeline.Merge(p, outside, pipeline.Generate(p, coreInts(100)[50:]...))
+			return pipeline.Merge(p, outside, pipeline.Generate(p, ints(100)[50:]...))
 		},
 		"FanOut": func(p *pipeline.Pipeline, outside <-chan int) <-chan int {
-			return pipeline.FanOut(p, outside, 3, coreIdentity)
+			return pipeline.FanOut(p, outside, 3, identity)
 		},
 	}
 	for name, build := range stages {
@@ -1163,9 +1041,9 @@ func TestOutsideChannel_IsAdoptedByMergeAndFanOut(t *testing.T) {
 			got, err := pipeline.Collect(p, build(p, outside))
 			require.NoError(t, err)
 			slices.Sort(got)
-			want := coreInts(50)
+			want := ints(50)
 			if name == "Merge" {
-				want = coreInts(100)
+				want = ints(100)
 			}
 			assert.Equal(t, want, got)
 		})
@@ -1176,7 +1054,7 @@ func TestOutsideChannel_CancelStillEndsTheStage(t *testing.T) {
 	stages := map[string]func(p *pipeline.Pipeline, outside <-chan int) <-chan int{
 		"Merge": func(p *pipeline.Pipeline, outside <-chan int) <-chan int { return pipeline.Merge(p, outside) },
 		"FanOut": func(p *pipeline.Pipeline, outside <-chan int) <-chan int {
-			return pipeline.FanOut(p, outside, 3, coreIdentity)
+			return pipeline.FanOut(p, outside, 3, identity)
 		},
 	}
 	for name, build := range stages {
@@ -1192,7 +1070,7 @@ func TestOutsideChannel_CancelStillEndsTheStage(t *testing.T) {
 			assert.Equal(t, 1, got)
 			cancel(cause) // ...and cancel ends it though its input never closes
 			var err error
-			coreWithin(t, "Drain", func() { err = pipeline.Drain(p, out) })
+			within(t, "Drain", func() { err = pipeline.Drain(p, out) })
 			assert.Equal(t, cause, err)
 		})
 	}
@@ -1203,7 +1081,7 @@ func TestOutsideChannel_CancelStillEndsTheStage(t *testing.T) {
 func TestStats_FanOutConservesItemsWithSkippedErrors(t *testing.T) {
 	p := pipeline.New(context.Background())
 	bad := errors.New("bad item")
-	out := pipeline.FanOut(p, pipeline.Generate(p, coreInts(100)...), 4, func(_ context.Context, v int) (int, error) {
+	out := pipeline.FanOut(p, pipeline.Generate(p, ints(100)...), 4, func(_ context.Context, v int) (int, error) {
 		if v%4 == 0 {
 			return 0, bad
 		}
@@ -1221,7 +1099,7 @@ func TestStats_FanOutConservesItemsWithSkippedErrors(t *testing.T) {
 
 func TestStats_FilterConservesItemsWithDrops(t *testing.T) {
 	p := pipeline.New(context.Background())
-	out := pipeline.Filter(p, pipeline.Generate(p, coreInts(100)...), func(v int) bool { return v%2 == 0 })
+	out := pipeline.Filter(p, pipeline.Generate(p, ints(100)...), func(v int) bool { return v%2 == 0 })
 	got, err := pipeline.Collect(p, out)
 	require.NoError(t, err)
 	st := p.Stats()[1]
@@ -1235,9 +1113,9 @@ func TestStats_FilterConservesItemsWithDrops(t *testing.T) {
 func TestStats_NamesDefaultToKindAndIndex(t *testing.T) {
 	p := pipeline.New(context.Background())
 	src := pipeline.Generate(p, 1, 2, 3)
-	sq := pipeline.FanOut(p, src, 3, coreIdentity)
+	sq := pipeline.FanOut(p, src, 3, identity)
 	ev := pipeline.Filter(p, sq, func(int) bool { return true }, pipeline.Name("keep-all"))
-	ord := pipeline.FanOutOrdered(p, ev, 2, coreIdentity)
+	ord := pipeline.FanOutOrdered(p, ev, 2, identity)
 	fm := pipeline.FlatMap(p, ord, 1, func(_ context.Context, v int, emit func(int) error) error { return emit(v) })
 	require.NoError(t, pipeline.Drain(p, fm))
 
@@ -1277,7 +1155,7 @@ func TestStats_QueueCapIsTheOutputBufferSize(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := pipeline.New(context.Background(), tc.opts...)
-			out := pipeline.FanOut(p, pipeline.Generate(p, 1, 2, 3), 1, coreIdentity, tc.so...)
+			out := pipeline.FanOut(p, pipeline.Generate(p, 1, 2, 3), 1, identity, tc.so...)
 			require.NoError(t, pipeline.Drain(p, out))
 			assert.Equal(t, tc.want, p.Stats()[1].QueueCap)
 			assert.Equal(t, 0, p.Stats()[1].QueueLen)
@@ -1290,20 +1168,20 @@ func TestStats_BusyCountsRunningCalls(t *testing.T) {
 	p := pipeline.New(context.Background())
 	gate := make(chan struct{})
 	started := make(chan struct{}, 10)
-	out := pipeline.FanOut(p, pipeline.Generate(p, coreInts(10)...), workers, func(_ context.Context, v int) (int, error) {
+	out := pipeline.FanOut(p, pipeline.Generate(p, ints(10)...), workers, func(_ context.Context, v int) (int, error) {
 		started <- struct{}{}
 		<-gate
 		return v, nil
 	})
 	for range workers {
-		coreAwait(t, started, "a blocked call")
+		await(t, started, "a blocked call")
 	}
-	st := coreStats(t, p, "fanout#2")
+	st := stageStats(t, p, "fanout#2")
 	assert.Equal(t, workers, st.Busy, "every worker is blocked in a call")
 	assert.Equal(t, workers, st.Workers)
 	close(gate)
 	require.NoError(t, pipeline.Drain(p, out))
-	st = coreStats(t, p, "fanout#2")
+	st = stageStats(t, p, "fanout#2")
 	assert.Zero(t, st.Busy)
 	assert.Equal(t, uint64(10), st.In)
 	assert.Equal(t, uint64(10), st.Out)
@@ -1343,11 +1221,11 @@ func TestWait_FromManyGoroutinesReturnsTheSameResult(t *testing.T) {
 
 func TestWait_IsRepeatable(t *testing.T) {
 	p := pipeline.New(context.Background())
-	require.NoError(t, pipeline.Drain(p, pipeline.FanOut(p, pipeline.Generate(p, 1, 2, 3), 2, coreIdentity)))
+	require.NoError(t, pipeline.Drain(p, pipeline.FanOut(p, pipeline.Generate(p, 1, 2, 3), 2, identity)))
 	for range 3 {
 		assert.NoError(t, p.Wait())
 	}
-	coreRequireDone(t, p)
+	requireDone(t, p)
 }
 
 func TestWait_StageBuiltAfterWaitFails(t *testing.T) {
@@ -1356,7 +1234,7 @@ func TestWait_StageBuiltAfterWaitFails(t *testing.T) {
 	var got []int
 	var err error
 	require.NotPanics(t, func() {
-		got, err = pipeline.Collect(p, pipeline.FanOut(p, pipeline.Generate(p, 1, 2), 1, coreIdentity))
+		got, err = pipeline.Collect(p, pipeline.FanOut(p, pipeline.Generate(p, 1, 2), 1, identity))
 	})
 	assert.Empty(t, got)
 	require.ErrorIs(t, err, pipeline.ErrInvalidArgument)
@@ -1412,7 +1290,7 @@ func TestProduce_FnErrorFailsThePipeline(t *testing.T) {
 		}
 		return boom
 	})
-	_, err := pipeline.Collect(p, pipeline.FanOut(p, src, 2, coreIdentity))
+	_, err := pipeline.Collect(p, pipeline.FanOut(p, src, 2, identity))
 	var se *pipeline.StageError
 	require.ErrorAs(t, err, &se)
 	assert.Equal(t, "produce#1", se.Stage)
@@ -1433,12 +1311,12 @@ func TestProduce_CtxIsDoneOnStop(t *testing.T) {
 		return ctx.Err()
 	})
 	for range 3 {
-		coreAwait(t, src, "an item")
+		await(t, src, "an item")
 	}
 	p.Stop()
 	var rest []int
 	var err error
-	coreWithin(t, "Collect", func() { rest, err = pipeline.Collect(p, src) })
+	within(t, "Collect", func() { rest, err = pipeline.Collect(p, src) })
 	require.NoError(t, err, "returning ctx's error after Stop is a clean end")
 	assert.Empty(t, rest)
 }
@@ -1447,7 +1325,7 @@ func TestProduce_CtxIsDoneOnStop(t *testing.T) {
 
 func TestReduce_FoldsEveryItem(t *testing.T) {
 	p := pipeline.New(context.Background())
-	sq := pipeline.FanOut(p, pipeline.Generate(p, coreInts(101)...), 4, coreIdentity)
+	sq := pipeline.FanOut(p, pipeline.Generate(p, ints(101)...), 4, identity)
 	sum, err := pipeline.Reduce(p, sq, 0, func(a, v int) int { return a + v })
 	require.NoError(t, err)
 	assert.Equal(t, 5050, sum)
@@ -1456,7 +1334,7 @@ func TestReduce_FoldsEveryItem(t *testing.T) {
 func TestDrain_ConsumesEveryItem(t *testing.T) {
 	p := pipeline.New(context.Background())
 	var seen atomic.Int64
-	out := pipeline.FanOut(p, pipeline.Generate(p, coreInts(200)...), 4, func(_ context.Context, v int) (int, error) {
+	out := pipeline.FanOut(p, pipeline.Generate(p, ints(200)...), 4, func(_ context.Context, v int) (int, error) {
 		seen.Add(1)
 		return v, nil
 	})
@@ -1468,13 +1346,13 @@ func TestDrain_ConsumesEveryItem(t *testing.T) {
 func TestForEach_CallsFnOnEveryItem(t *testing.T) {
 	p := pipeline.New(context.Background())
 	var sum atomic.Int64
-	err := pipeline.ForEach(p, pipeline.Generate(p, coreInts(101)...), 3, func(_ context.Context, v int) error {
+	err := pipeline.ForEach(p, pipeline.Generate(p, ints(101)...), 3, func(_ context.Context, v int) error {
 		sum.Add(int64(v))
 		return nil
 	})
 	require.NoError(t, err)
 	assert.Equal(t, int64(5050), sum.Load())
-	st := coreStats(t, p, "foreach#2")
+	st := stageStats(t, p, "foreach#2")
 	assert.Equal(t, uint64(101), st.In)
 	assert.Equal(t, st.In, st.Out)
 }
@@ -1482,7 +1360,7 @@ func TestForEach_CallsFnOnEveryItem(t *testing.T) {
 func TestForEach_ErrorFailsThePipeline(t *testing.T) {
 	boom := errors.New("cannot store")
 	p := pipeline.New(context.Background())
-	err := pipeline.ForEach(p, pipeline.Generate(p, coreInts(20)...), 2, func(_ context.Context, v int) error {
+	err := pipeline.ForEach(p, pipeline.Generate(p, ints(20)...), 2, func(_ context.Context, v int) error {
 		if v == 5 {
 			return boom
 		}
@@ -1500,7 +1378,7 @@ func TestForEach_OnErrorSkipsFailedItems(t *testing.T) {
 	p := pipeline.New(context.Background())
 	var skipped []any
 	var mu sync.Mutex
-	err := pipeline.ForEach(p, pipeline.Generate(p, coreInts(20)...), 2, func(_ context.Context, v int) error {
+	err := pipeline.ForEach(p, pipeline.Generate(p, ints(20)...), 2, func(_ context.Context, v int) error {
 		if v%5 == 0 {
 			return boom
 		}
@@ -1513,7 +1391,7 @@ func TestForEach_OnErrorSkipsFailedItems(t *testing.T) {
 	}))
 	require.NoError(t, err)
 	assert.ElementsMatch(t, []any{0, 5, 10, 15}, skipped)
-	st := coreStats(t, p, "foreach#2")
+	st := stageStats(t, p, "foreach#2")
 	assert.Equal(t, uint64(4), st.Errors)
 	assert.Equal(t, st.In, st.Out+st.Errors)
 }
@@ -1522,7 +1400,7 @@ func TestOnError_HandlerErrorFailsThePipeline(t *testing.T) {
 	bad := errors.New("bad item")
 	fatal := errors.New("core: too many bad items")
 	p := pipeline.New(context.Background())
-	out := pipeline.FanOut(p, pipeline.Generate(p, coreInts(10)...), 1, func(_ context.Context, v int) (int, error) {
+	out := pipeline.FanOut(p, pipeline.Generate(p, ints(10)...), 1, func(_ context.Context, v int) (int, error) {
 		if v == 4 {
 			return 0, bad
 		}
@@ -1602,7 +1480,7 @@ func TestDiscarder_OnErrorSkipTellsTheStageError(t *testing.T) {
 func TestDiagram_DrawsOneNodePerStageAndTheEdges(t *testing.T) {
 	p := pipeline.New(context.Background())
 	src := pipeline.Generate(p, 1, 2, 3)
-	sq := pipeline.FanOut(p, src, 2, coreIdentity, pipeline.Name("square"))
+	sq := pipeline.FanOut(p, src, 2, identity, pipeline.Name("square"))
 	big := pipeline.Filter(p, sq, func(v int) bool { return v > 1 })
 	require.NoError(t, pipeline.Drain(p, big))
 
