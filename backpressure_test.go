@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -52,15 +51,6 @@ func flowCases() []flowCase {
 		}},
 		{name: "BatchByTime", stage: "batch#2", build: func(p *pipeline.Pipeline, in <-chan int) <-chan int {
 			return pipeline.Unbatch(p, pipeline.Batch(p, in, 7, time.Millisecond))
-		}},
-		{name: "FanOutWithLimit", stage: "fanout#2", build: func(p *pipeline.Pipeline, in <-chan int) <-chan int {
-			return pipeline.FanOut(p, in, 4, identity, pipeline.Limit(pipeline.NewLimiter(2)))
-		}},
-		{name: "FanOutWithTimeout", stage: "fanout#2", build: func(p *pipeline.Pipeline, in <-chan int) <-chan int {
-			return pipeline.FanOut(p, in, 4, identity, pipeline.Timeout(time.Minute))
-		}},
-		{name: "FanOutWithRetry", stage: "fanout#2", build: func(p *pipeline.Pipeline, in <-chan int) <-chan int {
-			return pipeline.FanOut(p, in, 4, identity, pipeline.Retry(3, nil))
 		}},
 	}
 }
@@ -152,24 +142,6 @@ func TestFlowStages_RejectInvalidArguments(t *testing.T) {
 		}, []string{"batch#2", "input"}},
 		{"Unbatch nil input", func(p *pipeline.Pipeline, _ <-chan int) <-chan int { return pipeline.Unbatch[int](p, nil) },
 			[]string{"unbatch#2", "input"}},
-		{"Retry attempts=0", func(p *pipeline.Pipeline, in <-chan int) <-chan int {
-			return pipeline.FanOut(p, in, 2, identity, pipeline.Retry(0, nil))
-		}, []string{"fanout#2", "Retry(0)"}},
-		{"Retry attempts<0", func(p *pipeline.Pipeline, in <-chan int) <-chan int {
-			return pipeline.FanOut(p, in, 2, identity, pipeline.Retry(-2, nil))
-		}, []string{"fanout#2", "Retry(-2)"}},
-		{"Timeout=0", func(p *pipeline.Pipeline, in <-chan int) <-chan int {
-			return pipeline.FanOut(p, in, 2, identity, pipeline.Timeout(0))
-		}, []string{"fanout#2", "Timeout(0s)"}},
-		{"Timeout<0", func(p *pipeline.Pipeline, in <-chan int) <-chan int {
-			return pipeline.FanOut(p, in, 2, identity, pipeline.Timeout(-time.Second))
-		}, []string{"fanout#2", "Timeout(-1s)"}},
-		{"Limit(nil)", func(p *pipeline.Pipeline, in <-chan int) <-chan int {
-			return pipeline.FanOut(p, in, 2, identity, pipeline.Limit(nil))
-		}, []string{"fanout#2", "Limit(nil)"}},
-		{"Limit(NewLimiter(0))", func(p *pipeline.Pipeline, in <-chan int) <-chan int {
-			return pipeline.FanOut(p, in, 2, identity, pipeline.Limit(pipeline.NewLimiter(0)))
-		}, []string{"fanout#2", "Limit"}},
 		{"Timeout on a Throttle", func(p *pipeline.Pipeline, in <-chan int) <-chan int {
 			return pipeline.Throttle(p, in, time.Millisecond, 1, pipeline.Timeout(time.Second))
 		}, []string{"throttle#2", "Timeout"}},
@@ -282,51 +254,6 @@ func TestDropOnFull_ConservesItemsUnderASlowConsumer(t *testing.T) {
 	assert.NotZero(t, st.Dropped, "a slow consumer makes the stage drop")
 	assert.True(t, sort.IntsAreSorted(got), "kept items stay in order")
 	assert.Equal(t, 1, got[0])
-}
-
-// flowTicket is an item that wants to know why it was set aside.
-type flowTicket struct {
-	id  int
-	log *flowDiscards
-}
-
-type flowDiscards struct {
-	mu      sync.Mutex
-	reasons map[int]error
-}
-
-func (tk flowTicket) Discard(reason error) {
-	tk.log.mu.Lock()
-	defer tk.log.mu.Unlock()
-	tk.log.reasons[tk.id] = reason
-}
-
-func TestDropOnFull_TellsDiscarderItemsErrDropped(t *testing.T) {
-	const items = 2000
-	log := &flowDiscards{reasons: map[int]error{}}
-	tickets := make([]flowTicket, items)
-	for i := range tickets {
-		tickets[i] = flowTicket{id: i, log: log}
-	}
-	p := pipeline.New(context.Background())
-	out := pipeline.DropOnFull(p, pipeline.Generate(p, tickets...), 2)
-	seen := map[int]bool{}
-	for tk := range pipeline.All(p, out) {
-		seen[tk.id] = true
-		time.Sleep(10 * time.Microsecond)
-	}
-	require.NoError(t, p.Wait())
-
-	st := stageStats(t, p, "droponfull#2")
-	log.mu.Lock()
-	defer log.mu.Unlock()
-	assert.Equal(t, st.Dropped, uint64(len(log.reasons)), "every dropped item was told, once")
-	assert.NotEmpty(t, log.reasons)
-	for id, reason := range log.reasons {
-		assert.ErrorIs(t, reason, pipeline.ErrDropped)
-		assert.False(t, seen[id], "item %d was both delivered and dropped", id)
-	}
-	assert.Equal(t, items, len(seen)+len(log.reasons), "every item was delivered or told")
 }
 
 func TestThrottle_BurstOneLetsOneItemThroughPerInterval(t *testing.T) {

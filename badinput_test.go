@@ -19,13 +19,6 @@ import (
 // what its documentation says, and never panics or hangs: each case runs
 // under guard, which fails on a panic, a hang or a goroutine left behind.
 
-var (
-	nilPipeline *pipeline.Pipeline
-	nilCtx      context.Context // a nil context, without a nil literal
-	nilInts     <-chan int
-	nilSlices   <-chan []int
-)
-
 // badStage builds one stage with a bad argument on a fresh pipeline and
 // checks that its output is closed at once; the case's error is then Wait's.
 func badStage(build func(p *pipeline.Pipeline) <-chan int) func(t *testing.T) error {
@@ -343,7 +336,6 @@ func TestBadInput_ReturnsErrInvalidArgument(t *testing.T) {
 // Documented behaviour for nil and out-of-range arguments that are not
 // errors.
 func TestBadInput_DocumentedBehaviour(t *testing.T) {
-	three := func(p *pipeline.Pipeline) <-chan int { return pipeline.Generate(p, 1, 2, 3) }
 	cases := []struct {
 		name string
 		run  func(t *testing.T)

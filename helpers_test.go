@@ -104,6 +104,17 @@ func gated(p *pipeline.Pipeline, gate <-chan struct{}, first, then []int) <-chan
 	})
 }
 
+// three is a source of the items 1, 2 and 3.
+func three(p *pipeline.Pipeline) <-chan int { return pipeline.Generate(p, 1, 2, 3) }
+
+// Typed nils, for arguments that must not be nil.
+var (
+	nilPipeline *pipeline.Pipeline
+	nilCtx      context.Context // a nil context, without a nil literal
+	nilInts     <-chan int
+	nilSlices   <-chan []int
+)
+
 // Errors the suites inject.
 var (
 	errSkip     = errors.New("test: skipped item")
@@ -113,23 +124,31 @@ var (
 
 // ---- stats ----
 
-// stageStats returns the stats of the stage named name.
+// stageStats returns the stats of the stage named name, which must be the
+// only stage of that name.
 func stageStats(t testing.TB, p *pipeline.Pipeline, name string) pipeline.StageStats {
 	t.Helper()
-	for _, s := range p.Stats() {
+	stats := p.Stats()
+	var found []pipeline.StageStats
+	for _, s := range stats {
 		if s.Name == name {
-			return s
+			found = append(found, s)
 		}
 	}
-	require.Failf(t, "no such stage", "stage %q not in %+v", name, p.Stats())
-	return pipeline.StageStats{}
+	if len(found) == 0 {
+		require.Failf(t, "no such stage", "stage %q not in %+v", name, stats)
+	}
+	require.Lenf(t, found, 1, "stages named %q in %+v", name, stats)
+	return found[0]
 }
 
-// assertConserved checks In = Out + Dropped + Errors for every stage that
-// passes each item on at most once.
+// assertConserved checks, once the pipeline has ended, that nothing is
+// busy, and In = Out + Dropped + Errors for every stage that passes each item
+// on at most once.
 func assertConserved(t testing.TB, stats []pipeline.StageStats) {
 	t.Helper()
 	for _, s := range stats {
+		assert.Zerof(t, s.Busy, "stage %s (%s) is busy after the end: %+v", s.Name, s.Kind, s)
 		if s.Kind == "flatmap" {
 			continue
 		}
@@ -181,7 +200,7 @@ func within(t *testing.T, what string, fn func()) {
 	select {
 	case <-done:
 	case <-time.After(hangBound):
-		t.Fatalf("%s did not return within %v", what, hangBound)
+		require.FailNowf(t, "hung", "%s did not return within %v", what, hangBound)
 	}
 }
 
@@ -192,7 +211,7 @@ func await[T any](t *testing.T, ch <-chan T, what string) {
 	select {
 	case <-ch:
 	case <-time.After(hangBound):
-		t.Fatalf("still waiting for %s after %v", what, hangBound)
+		require.FailNowf(t, "hung", "still waiting for %s after %v", what, hangBound)
 	}
 }
 
@@ -403,8 +422,10 @@ func closedAtOnce(outs ...<-chan int) built { return built{outs: outs} }
 // endsPromptly: the stage's output must be there and end promptly.
 func endsPromptly(out <-chan int) built { return built{outs: []<-chan int{out}, drain: true} }
 
-// sinkResult: the error a sink returned, which must be Wait's.
-func sinkResult(err error) built { return built{err: err, sink: true} }
+// onThree builds a stage on three(p); its output must end promptly.
+func onThree(build flowBuild) func(*pipeline.Pipeline) built {
+	return func(p *pipeline.Pipeline) built { return endsPromptly(build(p, three(p))) }
+}
 
 // runInvalid runs each case as a subtest.
 func runInvalid(t *testing.T, cases []invalidCase) {
@@ -419,10 +440,13 @@ func runInvalid(t *testing.T, cases []invalidCase) {
 			for _, o := range res.outs {
 				if res.drain {
 					require.NotNil(t, o, "the stage reported no error")
+					sent := 0
 					within(t, "reading the output", func() {
 						for range o { // closed at once: this loop ends
+							sent++
 						}
 					})
+					assert.Zero(t, sent, "a stage with a bad argument sends nothing")
 				} else {
 					requireClosed(t, o)
 				}
@@ -438,43 +462,6 @@ func runInvalid(t *testing.T, cases []invalidCase) {
 			}
 			assert.ErrorIs(t, context.Cause(p.Context()), pipeline.ErrInvalidArgument,
 				"the pipeline's context is done with the failure")
-		})
-	}
-}
-
-// workersRun builds a stage with workers goroutines on in, each item going
-// through call, and consumes it to the end.
-type workersRun func(p *pipeline.Pipeline, in <-chan int, workers int, call func(context.Context)) error
-
-// assertWorkersBound checks, for several worker counts, that run reaches
-// exactly workers concurrent calls and never more.
-func assertWorkersBound(t *testing.T, run workersRun) {
-	t.Helper()
-	for _, workers := range []int{1, 3, 8} {
-		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
-			var peak gauge
-			// The first calls wait until workers calls run together, so the
-			// peak must reach workers exactly; it must never pass it.
-			reached := make(chan struct{})
-			var once sync.Once
-			var stuck atomic.Bool
-			call := func(ctx context.Context) {
-				if peak.enter() == int64(workers) {
-					once.Do(func() { close(reached) })
-				}
-				defer peak.leave()
-				select {
-				case <-reached:
-				case <-time.After(hangBound):
-					stuck.Store(true)
-				}
-				time.Sleep(rand.N(50 * time.Microsecond))
-			}
-			p := pipeline.New(context.Background())
-			err := run(p, pipeline.Generate(p, ints(200)...), workers, call)
-			require.NoError(t, err)
-			assert.False(t, stuck.Load(), "never reached %d concurrent calls", workers)
-			assert.Equal(t, int64(workers), peak.peak.Load())
 		})
 	}
 }
@@ -510,6 +497,7 @@ func assertStopDeliversEmitted(t *testing.T, stage string, lossy, ordered bool, 
 	t.Helper()
 	p := pipeline.New(context.Background())
 	out := build(p, counter(p, nil))
+	require.NotNil(t, out)
 	var got []int
 	for v := range pipeline.All(p, out) {
 		got = append(got, v)

@@ -10,20 +10,6 @@ import (
 	"github.com/ec0f1147/pipeline"
 )
 
-// Shutdown with a context that is already done, on a pipeline that has
-// already finished: nothing was lost, so Shutdown returns nil and Wait stays
-// nil ("each call returns the same result").
-func TestShutdown_AfterFinishKeepsWaitResult(t *testing.T) {
-	p := pipeline.New(context.Background())
-	require.NoError(t, pipeline.Drain(p, pipeline.Generate(p, 1, 2, 3)))
-	require.NoError(t, p.Wait())
-
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	assert.NoError(t, p.Shutdown(ctx), "the pipeline had already finished")
-	assert.NoError(t, p.Wait(), "Wait returned nil before; it must keep returning it")
-}
-
 // Filter's invalid-argument error for a nil predicate names its argument, keep.
 func TestFilter_NilKeepMessageNamesKeep(t *testing.T) {
 	p := pipeline.New(context.Background())
