@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -200,4 +201,61 @@ func TestForeignInput_FirstTakesOneValueAndLeavesTheRest(t *testing.T) {
 	assert.True(t, ok)
 	assert.Equal(t, 7, v)
 	assert.Equal(t, 2, len(ch), "First took more than one value")
+}
+
+func TestForeignInput_IsAdoptedByMergeAndFanOut(t *testing.T) {
+	stages := map[string]func(p *pipeline.Pipeline, outside <-chan int) <-chan int{
+		"Merge": func(p *pipeline.Pipeline, outside <-chan int) <-chan int {
+			return pipeline.Merge(p, outside, pipeline.Generate(p, ints(100)[50:]...))
+		},
+		"FanOut": func(p *pipeline.Pipeline, outside <-chan int) <-chan int {
+			return pipeline.FanOut(p, outside, 3, identity)
+		},
+	}
+	for name, build := range stages {
+		t.Run(name, func(t *testing.T) {
+			outside := make(chan int)
+			go func() {
+				defer close(outside)
+				for i := range 50 {
+					outside <- i
+				}
+			}()
+			p := pipeline.New(context.Background())
+			got, err := pipeline.Collect(p, build(p, outside))
+			require.NoError(t, err)
+			slices.Sort(got)
+			want := ints(50)
+			if name == "Merge" {
+				want = ints(100)
+			}
+			assert.Equal(t, want, got)
+		})
+	}
+}
+
+func TestForeignInput_CancelStillEndsMergeAndFanOut(t *testing.T) {
+	stages := map[string]func(p *pipeline.Pipeline, outside <-chan int) <-chan int{
+		"Merge": func(p *pipeline.Pipeline, outside <-chan int) <-chan int { return pipeline.Merge(p, outside) },
+		"FanOut": func(p *pipeline.Pipeline, outside <-chan int) <-chan int {
+			return pipeline.FanOut(p, outside, 3, identity)
+		},
+	}
+	for name, build := range stages {
+		t.Run(name, func(t *testing.T) {
+			cause := errors.New("core: cancelled")
+			ctx, cancel := context.WithCancelCause(context.Background())
+			defer cancel(nil)
+			p := pipeline.New(ctx)
+			outside := make(chan int, 1) // never closed
+			outside <- 1
+			out := build(p, outside)
+			got := <-out // the stage works...
+			assert.Equal(t, 1, got)
+			cancel(cause) // ...and cancel ends it though its input never closes
+			var err error
+			within(t, "Drain", func() { err = pipeline.Drain(p, out) })
+			assert.Equal(t, cause, err)
+		})
+	}
 }

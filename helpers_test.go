@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -113,6 +114,11 @@ var (
 	nilCtx      context.Context // a nil context, without a nil literal
 	nilInts     <-chan int
 	nilSlices   <-chan []int
+	nilFn       func(context.Context, int) (int, error)
+	nilFlat     func(context.Context, int, func(int) error) error
+	nilEach     func(context.Context, int) error
+	nilSeq      iter.Seq[int]
+	nilProduce  func(context.Context, func(int) error) error
 )
 
 // Errors the suites inject.
@@ -422,6 +428,9 @@ func closedAtOnce(outs ...<-chan int) built { return built{outs: outs} }
 // endsPromptly: the stage's output must be there and end promptly.
 func endsPromptly(out <-chan int) built { return built{outs: []<-chan int{out}, drain: true} }
 
+// sinkResult: the error a sink returned, which must be Wait's.
+func sinkResult(err error) built { return built{err: err, sink: true} }
+
 // onThree builds a stage on three(p); its output must end promptly.
 func onThree(build flowBuild) func(*pipeline.Pipeline) built {
 	return func(p *pipeline.Pipeline) built { return endsPromptly(build(p, three(p))) }
@@ -462,6 +471,43 @@ func runInvalid(t *testing.T, cases []invalidCase) {
 			}
 			assert.ErrorIs(t, context.Cause(p.Context()), pipeline.ErrInvalidArgument,
 				"the pipeline's context is done with the failure")
+		})
+	}
+}
+
+// workersRun builds a stage with workers goroutines on in, each item going
+// through call, and consumes it to the end.
+type workersRun func(p *pipeline.Pipeline, in <-chan int, workers int, call func(context.Context)) error
+
+// assertWorkersBound checks, for several worker counts, that run reaches
+// exactly workers concurrent calls and never more.
+func assertWorkersBound(t *testing.T, run workersRun) {
+	t.Helper()
+	for _, workers := range []int{1, 3, 8} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			var peak gauge
+			// The first calls wait until workers calls run together, so the
+			// peak must reach workers exactly; it must never pass it.
+			reached := make(chan struct{})
+			var once sync.Once
+			var stuck atomic.Bool
+			call := func(ctx context.Context) {
+				if peak.enter() == int64(workers) {
+					once.Do(func() { close(reached) })
+				}
+				defer peak.leave()
+				select {
+				case <-reached:
+				case <-time.After(hangBound):
+					stuck.Store(true)
+				}
+				time.Sleep(rand.N(50 * time.Microsecond))
+			}
+			p := pipeline.New(context.Background())
+			err := run(p, pipeline.Generate(p, ints(200)...), workers, call)
+			require.NoError(t, err)
+			assert.False(t, stuck.Load(), "never reached %d concurrent calls", workers)
+			assert.Equal(t, int64(workers), peak.peak.Load())
 		})
 	}
 }
