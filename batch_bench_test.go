@@ -22,13 +22,13 @@ import (
 // time, which narrows the ratio.
 
 const (
-	flowBenchItems = 100_000
-	flowBenchSize  = 100
+	batchBenchItems = 100_000
+	batchBenchSize  = 100
 )
 
-// flowHandBatch is the classic hand-written batcher. maxWait <= 0 means by
+// handBatch is the classic hand-written batcher. maxWait <= 0 means by
 // size only (no ticker case in the select).
-func flowHandBatch(ctx context.Context, in <-chan int, size int, maxWait time.Duration) <-chan []int {
+func handBatch(ctx context.Context, in <-chan int, size int, maxWait time.Duration) <-chan []int {
 	out := make(chan []int, pipeline.DefaultBufferSize)
 	go func() {
 		defer close(out)
@@ -74,8 +74,8 @@ func flowHandBatch(ctx context.Context, in <-chan int, size int, maxWait time.Du
 	return out
 }
 
-// flowFilled returns a closed channel holding the ints 0..n-1.
-func flowFilled(n int) chan int {
+// filledChan returns a closed channel holding the ints 0..n-1.
+func filledChan(n int) chan int {
 	ch := make(chan int, n)
 	for i := 0; i < n; i++ {
 		ch <- i
@@ -84,9 +84,9 @@ func flowFilled(n int) chan int {
 	return ch
 }
 
-// flowBenchRun times run over b.N rounds of flowBenchItems items and reports
+// benchPerItem times run over b.N rounds of batchBenchItems items and reports
 // ns/item and allocs/item. fresh makes each round's input off the clock.
-func flowBenchRun[In any](b *testing.B, fresh func() In, run func(in In) int) {
+func benchPerItem[In any](b *testing.B, fresh func() In, run func(in In) int) {
 	b.Helper()
 	var ms runtime.MemStats
 	var mallocs uint64
@@ -100,17 +100,17 @@ func flowBenchRun[In any](b *testing.B, fresh func() In, run func(in In) int) {
 		elapsed += time.Since(start)
 		runtime.ReadMemStats(&ms)
 		mallocs += ms.Mallocs - before
-		if n != flowBenchItems {
-			b.Fatalf("batched %d items, want %d", n, flowBenchItems)
+		if n != batchBenchItems {
+			b.Fatalf("batched %d items, want %d", n, batchBenchItems)
 		}
 	}
-	items := float64(b.N) * flowBenchItems
+	items := float64(b.N) * batchBenchItems
 	b.ReportMetric(0, "ns/op") // the per-item figures below are the point
 	b.ReportMetric(float64(elapsed.Nanoseconds())/items, "ns/item")
 	b.ReportMetric(float64(mallocs)/items, "allocs/item")
 }
 
-func flowCount(batches <-chan []int) int {
+func countItems(batches <-chan []int) int {
 	n := 0
 	for b := range batches {
 		n += len(b)
@@ -127,9 +127,9 @@ func BenchmarkBatch(b *testing.B) {
 	for _, w := range waits {
 		// Input 1: a channel filled before the clock starts.
 		b.Run("chan/"+w.name+"/impl=library", func(b *testing.B) {
-			flowBenchRun(b, func() chan int { return flowFilled(flowBenchItems) }, func(in chan int) int {
+			benchPerItem(b, func() chan int { return filledChan(batchBenchItems) }, func(in chan int) int {
 				p := pipeline.New(context.Background())
-				n := flowCount(pipeline.Batch(p, in, flowBenchSize, w.maxWait))
+				n := countItems(pipeline.Batch(p, in, batchBenchSize, w.maxWait))
 				if err := p.Wait(); err != nil {
 					b.Fatal(err)
 				}
@@ -137,23 +137,23 @@ func BenchmarkBatch(b *testing.B) {
 			})
 		})
 		b.Run("chan/"+w.name+"/impl=hand", func(b *testing.B) {
-			flowBenchRun(b, func() chan int { return flowFilled(flowBenchItems) }, func(in chan int) int {
+			benchPerItem(b, func() chan int { return filledChan(batchBenchItems) }, func(in chan int) int {
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
-				return flowCount(flowHandBatch(ctx, in, flowBenchSize, w.maxWait))
+				return countItems(handBatch(ctx, in, batchBenchSize, w.maxWait))
 			})
 		})
 
 		// Input 2: a Generate source feeding either batcher.
-		items := make([]int, flowBenchItems)
+		items := make([]int, batchBenchItems)
 		for i := range items {
 			items[i] = i
 		}
 		nothing := func() struct{} { return struct{}{} }
 		b.Run("generate/"+w.name+"/impl=library", func(b *testing.B) {
-			flowBenchRun(b, nothing, func(struct{}) int {
+			benchPerItem(b, nothing, func(struct{}) int {
 				p := pipeline.New(context.Background())
-				n := flowCount(pipeline.Batch(p, pipeline.Generate(p, items...), flowBenchSize, w.maxWait))
+				n := countItems(pipeline.Batch(p, pipeline.Generate(p, items...), batchBenchSize, w.maxWait))
 				if err := p.Wait(); err != nil {
 					b.Fatal(err)
 				}
@@ -161,9 +161,9 @@ func BenchmarkBatch(b *testing.B) {
 			})
 		})
 		b.Run("generate/"+w.name+"/impl=hand", func(b *testing.B) {
-			flowBenchRun(b, nothing, func(struct{}) int {
+			benchPerItem(b, nothing, func(struct{}) int {
 				p := pipeline.New(context.Background())
-				n := flowCount(flowHandBatch(p.Context(), pipeline.Generate(p, items...), flowBenchSize, w.maxWait))
+				n := countItems(handBatch(p.Context(), pipeline.Generate(p, items...), batchBenchSize, w.maxWait))
 				if err := p.Wait(); err != nil {
 					b.Fatal(err)
 				}

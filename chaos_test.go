@@ -24,7 +24,7 @@ import (
 // The chaos run and FuzzPipeline share one interpreter: a byte string
 // decodes to a random pipeline (sources, a chain of stages with Tee and
 // Partition branches merged back, a sink, faults to inject and an action —
-// Stop, a parent cancel or a Shutdown — at a random moment), which relExec
+// Stop, a parent cancel or a Shutdown — at a random moment), which chaosExec
 // builds, runs and checks:
 //
 //   - it finishes within a generous bound, and no goroutine is left;
@@ -42,132 +42,124 @@ import (
 //
 // Every byte string is a valid program: reading past its end yields zeros.
 
-// relRuns is how many random pipelines TestChaos_RandomPipelines runs;
+// chaosRuns is how many random pipelines TestChaos_RandomPipelines runs;
 // PIPELINE_SOAK=N runs N instead.
-const relRuns = 2000
+const chaosRuns = 2000
 
-// relBound is how long one pipeline may take before it counts as hung.
-const relBound = 20 * time.Second
-
-var (
-	errRelInjected = errors.New("rel: injected failure")
-	errRelCancel   = errors.New("rel: parent cancelled")
-)
-
-// relPanicValue is what injected panics panic with.
-const relPanicValue = "rel: injected panic"
+// chaosPanicValue is what injected panics panic with.
+const chaosPanicValue = "rel: injected panic"
 
 // Stage kinds of the interpreter.
 const (
-	relFanOut = iota
-	relFanOutOrdered
-	relFlatMap
-	relFilter
-	relBuffer
-	relDropOnFull
-	relThrottle
-	relBatch // Batch then Unbatch
-	relTee
-	relPartition
-	relKinds
+	chaosFanOut = iota
+	chaosFanOutOrdered
+	chaosFlatMap
+	chaosFilter
+	chaosBuffer
+	chaosDropOnFull
+	chaosThrottle
+	chaosBatch // Batch then Unbatch
+	chaosTee
+	chaosPartition
+	chaosKinds
 )
 
-var relKindNames = [...]string{"fanout", "fanoutordered", "flatmap", "filter", "buffer", "droponfull", "throttle", "batch+unbatch", "tee", "partition"}
+var chaosKindNames = [...]string{"fanout", "fanoutordered", "flatmap", "filter", "buffer", "droponfull", "throttle", "batch+unbatch", "tee", "partition"}
 
 // Faults a user function can be given.
 const (
-	relNoFault   = iota
-	relError     // the call number at fails the pipeline
-	relPanic     // the call number at panics
-	relSkip      // some items fail and OnError skips them
-	relTransient // the first call on each value fails, Retry re-runs it
+	chaosNoFault   = iota
+	chaosError     // the call number at fails the pipeline
+	chaosPanic     // the call number at panics
+	chaosSkip      // some items fail and OnError skips them
+	chaosTransient // the first call on each value fails, Retry re-runs it
 )
 
-var relFaultNames = [...]string{"", "error", "panic", "skip", "transient"}
+var chaosFaultNames = [...]string{"", "error", "panic", "skip", "transient"}
 
-type relFault struct{ kind, at int }
+type chaosFault struct{ kind, at int }
 
-func (f relFault) String() string {
-	if f.kind == relNoFault {
+func (f chaosFault) String() string {
+	if f.kind == chaosNoFault {
 		return ""
 	}
-	return fmt.Sprintf(" %s@%d", relFaultNames[f.kind], f.at)
+	return fmt.Sprintf(" %s@%d", chaosFaultNames[f.kind], f.at)
 }
 
 // fatal reports whether the fault fails the pipeline when it happens.
-func (f relFault) fatal() bool { return f.kind == relError || f.kind == relPanic }
+func (f chaosFault) fatal() bool { return f.kind == chaosError || f.kind == chaosPanic }
 
 // Sources.
 const (
-	relGenerate = iota
-	relFromSeq
-	relFromChan
-	relProduce
-	relSourceKinds
+	chaosGenerate = iota
+	chaosFromSeq
+	chaosFromChan
+	chaosProduce
+	chaosSourceKinds
 )
 
-var relSourceNames = [...]string{"generate", "fromseq", "fromchan", "produce"}
+var chaosSourceNames = [...]string{"generate", "fromseq", "fromchan", "produce"}
 
 // Sinks.
 const (
-	relCollect = iota
-	relAll
-	relForEach
-	relReduce
-	relDrain
-	relFirst    // early exit: not a failure
-	relAllBreak // early exit: breaks out of the range after sinkWorkers items
-	relSinkKinds
+	chaosCollect = iota
+	chaosAll
+	chaosForEach
+	chaosReduce
+	chaosDrain
+	chaosFirst    // early exit: not a failure
+	chaosAllBreak // early exit: breaks out of the range after sinkWorkers items
+	chaosSinkKinds
 )
 
-var relSinkNames = [...]string{"collect", "all", "foreach", "reduce", "drain", "first", "all+break"}
+var chaosSinkNames = [...]string{"collect", "all", "foreach", "reduce", "drain", "first", "all+break"}
 
 // Actions, fired at a random moment.
 const (
-	relNone = iota
-	relStop
-	relCancel
-	relStopThenCancel
-	relShutdown // Shutdown with a short deadline, from another goroutine
-	relActions
+	chaosNone = iota
+	chaosStop
+	chaosCancel
+	chaosStopThenCancel
+	chaosShutdown // Shutdown with a short deadline, from another goroutine
+	chaosActions
 )
 
-var relActionNames = [...]string{"none", "stop", "cancel", "stop+cancel", "shutdown"}
+var chaosActionNames = [...]string{"none", "stop", "cancel", "stop+cancel", "shutdown"}
 
-type relSource struct {
+type chaosSource struct {
 	kind  int
 	n     int
 	base  int64
-	fault relFault // Produce: error or panic after at emits; FromSeq: panic
+	fault chaosFault // Produce: error or panic after at emits; FromSeq: panic
 
 	idx     int        // stats index, once built
 	ch      chan int64 // FromChan's channel
 	emitted []int64    // what Produce's emit accepted
 }
 
-type relStep struct {
+type chaosStep struct {
 	kind     int
 	workers  int
 	size     int           // queue size, batch size or burst
 	wait     time.Duration // batch maxWait or throttle interval
 	limited  bool          // holds a slot of the shared limiter per call
 	salt     uint64
-	fault    relFault
-	branches [][]*relStep // Tee and Partition: one chain per output
+	fault    chaosFault
+	branches [][]*chaosStep // Tee and Partition: one chain per output
 
 	idx, mergeIdx int // stats indexes, once built
 	calls         atomic.Int64
-	gauge         relGauge
-	failedOnce    sync.Map // relTransient: values that already failed once
+	gauge         gauge
+	failedOnce    sync.Map // chaosTransient: values that already failed once
 }
 
-type relProg struct {
+type chaosProg struct {
 	buf         int // DefaultBuffer, or -1 for the default
-	sources     []*relSource
-	chain       []*relStep
+	sources     []*chaosSource
+	chain       []*chaosStep
 	sink        int
 	sinkWorkers int
-	sinkFault   relFault
+	sinkFault   chaosFault
 	sinkSalt    uint64
 	action      int
 	trigger     int           // fire the action at this user-function call
@@ -177,13 +169,13 @@ type relProg struct {
 	stages      int
 }
 
-// relReader decodes a program from bytes; past the end it reads zeros.
-type relReader struct {
+// chaosReader decodes a program from bytes; past the end it reads zeros.
+type chaosReader struct {
 	b []byte
 	i int
 }
 
-func (r *relReader) byte() byte {
+func (r *chaosReader) byte() byte {
 	if r.i >= len(r.b) {
 		return 0
 	}
@@ -192,9 +184,9 @@ func (r *relReader) byte() byte {
 	return c
 }
 
-func (r *relReader) n(k int) int { return int(r.byte()) % k }
+func (r *chaosReader) n(k int) int { return int(r.byte()) % k }
 
-func (r *relReader) u64() uint64 {
+func (r *chaosReader) u64() uint64 {
 	var v uint64
 	for range 8 {
 		v = v<<8 | uint64(r.byte())
@@ -202,61 +194,61 @@ func (r *relReader) u64() uint64 {
 	return v
 }
 
-func (r *relReader) fault(calls bool) relFault {
-	f := relFault{at: r.n(48)}
+func (r *chaosReader) fault(calls bool) chaosFault {
+	f := chaosFault{at: r.n(48)}
 	switch x := r.n(20); {
 	case x < 13:
 	case x < 15:
-		f.kind = relError
+		f.kind = chaosError
 	case x < 17:
-		f.kind = relPanic
+		f.kind = chaosPanic
 	case x < 19:
-		f.kind = relSkip
+		f.kind = chaosSkip
 	default:
-		f.kind = relTransient
+		f.kind = chaosTransient
 	}
-	if !calls && f.kind != relPanic {
-		f.kind = relNoFault // Filter, Partition: the function can only panic
+	if !calls && f.kind != chaosPanic {
+		f.kind = chaosNoFault // Filter, Partition: the function can only panic
 	}
 	return f
 }
 
 const (
-	relMaxStages = 14
-	relMaxDepth  = 2
-	relMaxItems  = 80
+	chaosMaxStages = 14
+	chaosMaxDepth  = 2
+	chaosMaxItems  = 80
 )
 
-func relDecode(b []byte) *relProg {
-	r := &relReader{b: b}
-	pr := &relProg{buf: [...]int{-1, 0, 1, 3}[r.n(4)]}
+func chaosDecode(b []byte) *chaosProg {
+	r := &chaosReader{b: b}
+	pr := &chaosProg{buf: [...]int{-1, 0, 1, 3}[r.n(4)]}
 	for i := range 1 + r.n(3) {
-		s := &relSource{kind: r.n(relSourceKinds), n: r.n(relMaxItems + 1), base: int64(i) << 32}
+		s := &chaosSource{kind: r.n(chaosSourceKinds), n: r.n(chaosMaxItems + 1), base: int64(i) << 32}
 		switch s.kind {
-		case relProduce:
+		case chaosProduce:
 			if f := r.fault(true); f.fatal() {
 				s.fault = f
 			}
-		case relFromSeq:
-			if f := r.fault(false); f.kind == relPanic {
+		case chaosFromSeq:
+			if f := r.fault(false); f.kind == chaosPanic {
 				s.fault = f
 			}
 		}
 		pr.sources = append(pr.sources, s)
 	}
 	pr.chain = pr.decodeChain(r, 0, 1+r.n(6))
-	pr.sink = r.n(relSinkKinds)
+	pr.sink = r.n(chaosSinkKinds)
 	pr.sinkWorkers = 1 + r.n(4)
 	pr.sinkSalt = r.u64()
 	switch pr.sink {
-	case relForEach:
+	case chaosForEach:
 		pr.sinkFault = r.fault(true)
-	case relReduce:
-		if f := r.fault(false); f.kind == relPanic {
+	case chaosReduce:
+		if f := r.fault(false); f.kind == chaosPanic {
 			pr.sinkFault = f
 		}
 	}
-	pr.action = r.n(relActions)
+	pr.action = r.n(chaosActions)
 	pr.trigger = r.n(160)
 	if r.n(3) == 0 {
 		pr.delay = time.Duration(1+r.n(200)) * 10 * time.Microsecond
@@ -266,31 +258,31 @@ func relDecode(b []byte) *relProg {
 	return pr
 }
 
-func (pr *relProg) decodeChain(r *relReader, depth, length int) []*relStep {
-	var chain []*relStep
+func (pr *chaosProg) decodeChain(r *chaosReader, depth, length int) []*chaosStep {
+	var chain []*chaosStep
 	for range length {
-		if pr.stages >= relMaxStages {
+		if pr.stages >= chaosMaxStages {
 			break
 		}
 		pr.stages++
-		s := &relStep{kind: r.n(relKinds), workers: 1 + r.n(6), size: 1 + r.n(8), salt: r.u64()}
+		s := &chaosStep{kind: r.n(chaosKinds), workers: 1 + r.n(6), size: 1 + r.n(8), salt: r.u64()}
 		switch s.kind {
-		case relFanOut, relFanOutOrdered, relFlatMap:
+		case chaosFanOut, chaosFanOutOrdered, chaosFlatMap:
 			s.fault = r.fault(true)
 			s.limited = r.n(3) == 0
-		case relFilter:
+		case chaosFilter:
 			s.fault = r.fault(false)
-		case relThrottle:
+		case chaosThrottle:
 			s.wait = time.Duration(1+r.n(20)) * time.Microsecond
 			s.size = 1 + r.n(32)
-		case relBatch:
+		case chaosBatch:
 			s.wait = time.Duration(r.n(4)) * 40 * time.Microsecond
-		case relTee, relPartition:
-			if depth >= relMaxDepth {
-				s.kind = relBuffer
+		case chaosTee, chaosPartition:
+			if depth >= chaosMaxDepth {
+				s.kind = chaosBuffer
 				break
 			}
-			if s.kind == relPartition {
+			if s.kind == chaosPartition {
 				s.fault = r.fault(false)
 			}
 			for range 1 + r.n(3) {
@@ -302,18 +294,18 @@ func (pr *relProg) decodeChain(r *relReader, depth, length int) []*relStep {
 	return chain
 }
 
-func (pr *relProg) String() string {
+func (pr *chaosProg) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "buf=%d sources=[", pr.buf)
 	for i, s := range pr.sources {
 		if i > 0 {
 			b.WriteString(" ")
 		}
-		fmt.Fprintf(&b, "%s(%d)%v", relSourceNames[s.kind], s.n, s.fault)
+		fmt.Fprintf(&b, "%s(%d)%v", chaosSourceNames[s.kind], s.n, s.fault)
 	}
 	b.WriteString("] ")
-	relWriteChain(&b, pr.chain)
-	fmt.Fprintf(&b, " → %s(w%d)%v; %s at ", relSinkNames[pr.sink], pr.sinkWorkers, pr.sinkFault, relActionNames[pr.action])
+	chaosWriteChain(&b, pr.chain)
+	fmt.Fprintf(&b, " → %s(w%d)%v; %s at ", chaosSinkNames[pr.sink], pr.sinkWorkers, pr.sinkFault, chaosActionNames[pr.action])
 	if pr.delay > 0 {
 		fmt.Fprintf(&b, "%v", pr.delay)
 	} else {
@@ -323,38 +315,38 @@ func (pr *relProg) String() string {
 	return b.String()
 }
 
-func relWriteChain(b *strings.Builder, chain []*relStep) {
+func chaosWriteChain(b *strings.Builder, chain []*chaosStep) {
 	b.WriteString("[")
 	for i, s := range chain {
 		if i > 0 {
 			b.WriteString(" → ")
 		}
-		fmt.Fprintf(b, "%s(w%d s%d %v)%v", relKindNames[s.kind], s.workers, s.size, s.wait, s.fault)
+		fmt.Fprintf(b, "%s(w%d s%d %v)%v", chaosKindNames[s.kind], s.workers, s.size, s.wait, s.fault)
 		if s.limited {
 			b.WriteString("+limit")
 		}
 		for _, br := range s.branches {
-			relWriteChain(b, br)
+			chaosWriteChain(b, br)
 		}
 	}
 	b.WriteString("]")
 }
 
-// relCount is how many items went through a channel, from the stats after
+// chaosCount is how many items went through a channel, from the stats after
 // the run; ok is false when the stats cannot tell (a Partition output).
-type relCount func(st []pipeline.StageStats) (n uint64, ok bool)
+type chaosCount func(st []pipeline.StageStats) (n uint64, ok bool)
 
-func relOut(idx int) relCount {
+func chaosOut(idx int) chaosCount {
 	return func(st []pipeline.StageStats) (uint64, bool) { return st[idx].Out, true }
 }
 
-// relRun is one execution of a program.
-type relRun struct {
-	pr     *relProg
+// chaosRun is one execution of a program.
+type chaosRun struct {
+	pr     *chaosProg
 	p      *pipeline.Pipeline
 	cancel context.CancelCauseFunc
 	lim    *pipeline.Limiter
-	limG   relGauge
+	limG   gauge
 
 	events    atomic.Int64
 	faulted   atomic.Bool // a fatal fault happened
@@ -370,15 +362,15 @@ type relRun struct {
 	checks      []func(st []pipeline.StageStats) error
 	inexact     bool // a DropOnFull sheds items: the sink gets a subset
 
-	sinkIdx  int      // the ForEach stage, or -1
-	sinkStep *relStep // the ForEach sink's function
+	sinkIdx  int        // the ForEach stage, or -1
+	sinkStep *chaosStep // the ForEach sink's function
 	seen     map[int64]int
 	seenN    int
 	observed bool // the sink lets us see the items
 }
 
 // tick counts a user-function call and fires the action when its turn comes.
-func (r *relRun) tick() {
+func (r *chaosRun) tick() {
 	if n := r.events.Add(1); r.pr.delay == 0 && int(n) >= r.pr.trigger && r.armed.Load() {
 		r.fire()
 	}
@@ -387,18 +379,18 @@ func (r *relRun) tick() {
 // arm lets the action fire once the pipeline is built: stages built after
 // Shutdown's Wait would fail (as documented), which is not what a run tests.
 // Stop and cancel may fire while stages are still being built.
-func (r *relRun) arm() {
+func (r *chaosRun) arm() {
 	r.armed.Store(true)
 	if r.pr.delay == 0 && int(r.events.Load()) >= r.pr.trigger {
 		r.fire()
 	}
 }
 
-func (r *relRun) fire() {
+func (r *chaosRun) fire() {
 	r.fired.Do(func() {
 		// Shutdown waits for the pipeline, so it must not run on one of the
 		// pipeline's own goroutines.
-		if r.pr.async || r.pr.action == relShutdown {
+		if r.pr.async || r.pr.action == chaosShutdown {
 			r.actions.Add(1)
 			go func() {
 				defer r.actions.Done()
@@ -410,21 +402,21 @@ func (r *relRun) fire() {
 	})
 }
 
-func (r *relRun) act() {
+func (r *chaosRun) act() {
 	switch r.pr.action {
-	case relStop:
+	case chaosStop:
 		r.stopped.Store(true)
 		r.p.Stop()
-	case relCancel:
+	case chaosCancel:
 		r.cancelled.Store(true)
-		r.cancel(errRelCancel)
-	case relStopThenCancel:
+		r.cancel(errCancel)
+	case chaosStopThenCancel:
 		r.stopped.Store(true)
 		r.p.Stop()
 		runtime.Gosched()
 		r.cancelled.Store(true)
-		r.cancel(errRelCancel)
-	case relShutdown:
+		r.cancel(errCancel)
+	case chaosShutdown:
 		r.stopped.Store(true)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(r.pr.trigger)*5*time.Microsecond)
 		defer cancel()
@@ -436,53 +428,53 @@ func (r *relRun) act() {
 
 // call wraps every stage function: it counts the call, injects the step's
 // fault, and measures concurrency.
-func (r *relRun) call(s *relStep, v int64) error {
+func (r *chaosRun) call(s *chaosStep, v int64) error {
 	r.tick()
 	s.gauge.enter()
-	defer s.gauge.exit()
+	defer s.gauge.leave()
 	if s.limited {
 		r.limG.enter()
-		defer r.limG.exit()
+		defer r.limG.leave()
 	}
-	relJitter(int(v))
+	jitter(int(v))
 	return r.inject(s.fault, &s.calls, &s.failedOnce, s.salt, v)
 }
 
-func (r *relRun) inject(f relFault, calls *atomic.Int64, failed *sync.Map, salt uint64, v int64) error {
+func (r *chaosRun) inject(f chaosFault, calls *atomic.Int64, failed *sync.Map, salt uint64, v int64) error {
 	n := calls.Add(1) - 1
 	switch f.kind {
-	case relError:
+	case chaosError:
 		if int(n) == f.at {
 			r.faulted.Store(true)
-			return errRelInjected
+			return errInjected
 		}
-	case relPanic:
+	case chaosPanic:
 		if int(n) == f.at {
 			r.faulted.Store(true)
-			panic(relPanicValue)
+			panic(chaosPanicValue)
 		}
-	case relSkip:
-		if relSkipped(v, salt) {
-			return errRelSkip
+	case chaosSkip:
+		if chaosSkipped(v, salt) {
+			return errSkip
 		}
-	case relTransient:
+	case chaosTransient:
 		if _, again := failed.LoadOrStore(v, true); !again {
-			return errRelSkip
+			return errSkip
 		}
 	}
 	return nil
 }
 
-func relSkipped(v int64, salt uint64) bool { return relHash(uint64(v), salt^0x5c)%4 == 0 }
+func chaosSkipped(v int64, salt uint64) bool { return hash(uint64(v), salt^0x5c)%4 == 0 }
 
-func relMap(v int64, salt uint64) int64 { return v + int64(salt%1000) + 1 }
+func chaosMap(v int64, salt uint64) int64 { return v + int64(salt%1000) + 1 }
 
-func relCopies(v int64, salt uint64) int { return int(relHash(uint64(v), salt) % 3) }
+func chaosCopies(v int64, salt uint64) int { return int(hash(uint64(v), salt) % 3) }
 
-func relKeep(v int64, salt uint64) bool { return relHash(uint64(v), salt)%4 != 0 }
+func chaosKeep(v int64, salt uint64) bool { return hash(uint64(v), salt)%4 != 0 }
 
-func relRouteOf(v int64, salt uint64) int {
-	switch h := relHash(uint64(v), salt); h % 16 {
+func chaosRouteOf(v int64, salt uint64) int {
+	switch h := hash(uint64(v), salt); h % 16 {
 	case 0:
 		return math.MinInt
 	case 1:
@@ -493,12 +485,12 @@ func relRouteOf(v int64, salt uint64) int {
 }
 
 // opts are the options of a call stage for its fault and limiter.
-func (r *relRun) opts(s *relStep) []pipeline.StageOption {
+func (r *chaosRun) opts(s *chaosStep) []pipeline.StageOption {
 	var o []pipeline.StageOption
 	switch s.fault.kind {
-	case relSkip:
+	case chaosSkip:
 		o = append(o, pipeline.OnError(func(*pipeline.StageError) error { return nil }))
-	case relTransient:
+	case chaosTransient:
 		o = append(o, pipeline.Retry(2, func(int) time.Duration { return 0 }))
 	}
 	if s.limited {
@@ -507,9 +499,9 @@ func (r *relRun) opts(s *relStep) []pipeline.StageOption {
 	return o
 }
 
-func (r *relRun) next() int { return len(r.p.Stats()) }
+func (r *chaosRun) next() int { return len(r.p.Stats()) }
 
-func (r *relRun) expect(format string, cond func(st []pipeline.StageStats) bool, args ...func(st []pipeline.StageStats) any) {
+func (r *chaosRun) expect(format string, cond func(st []pipeline.StageStats) bool, args ...func(st []pipeline.StageStats) any) {
 	r.checks = append(r.checks, func(st []pipeline.StageStats) error {
 		if cond(st) {
 			return nil
@@ -523,7 +515,7 @@ func (r *relRun) expect(format string, cond func(st []pipeline.StageStats) bool,
 }
 
 // expectIn checks that stage idx took in exactly what its input carried.
-func (r *relRun) expectIn(idx int, in relCount) {
+func (r *chaosRun) expectIn(idx int, in chaosCount) {
 	r.expect("stage %v took in %v items, its input carried %v", func(st []pipeline.StageStats) bool {
 		n, ok := in(st)
 		return !ok || st[idx].In == n
@@ -532,29 +524,29 @@ func (r *relRun) expectIn(idx int, in relCount) {
 		func(st []pipeline.StageStats) any { n, _ := in(st); return n })
 }
 
-func (r *relRun) buildSource(s *relSource) <-chan int64 {
+func (r *chaosRun) buildSource(s *chaosSource) <-chan int64 {
 	items := make([]int64, s.n)
 	for i := range items {
 		items[i] = s.base + int64(i)
 	}
 	s.idx = r.next()
 	switch s.kind {
-	case relGenerate:
+	case chaosGenerate:
 		return pipeline.Generate(r.p, items...)
-	case relFromSeq:
+	case chaosFromSeq:
 		return pipeline.FromSeq(r.p, func(yield func(int64) bool) {
 			for i, v := range items {
 				r.tick()
-				if s.fault.kind == relPanic && i == s.fault.at {
+				if s.fault.kind == chaosPanic && i == s.fault.at {
 					r.faulted.Store(true)
-					panic(relPanicValue)
+					panic(chaosPanicValue)
 				}
 				if !yield(v) {
 					return
 				}
 			}
 		})
-	case relFromChan:
+	case chaosFromChan:
 		s.ch = make(chan int64, len(items))
 		for _, v := range items {
 			s.ch <- v
@@ -567,12 +559,12 @@ func (r *relRun) buildSource(s *relSource) <-chan int64 {
 				r.tick()
 				if i == s.fault.at {
 					switch s.fault.kind {
-					case relError:
+					case chaosError:
 						r.faulted.Store(true)
-						return errRelInjected
-					case relPanic:
+						return errInjected
+					case chaosPanic:
 						r.faulted.Store(true)
-						panic(relPanicValue)
+						panic(chaosPanicValue)
 					}
 				}
 				if err := emit(v); err != nil {
@@ -588,8 +580,8 @@ func (r *relRun) buildSource(s *relSource) <-chan int64 {
 // buildChain builds chain on in, whose item count is inCount. It returns the
 // chain's output and its count, and the count the chain's first stage took
 // in (nil for an empty chain).
-func (r *relRun) buildChain(chain []*relStep, in <-chan int64, inCount relCount) (<-chan int64, relCount, relCount) {
-	var firstIn relCount
+func (r *chaosRun) buildChain(chain []*chaosStep, in <-chan int64, inCount chaosCount) (<-chan int64, chaosCount, chaosCount) {
+	var firstIn chaosCount
 	for i, s := range chain {
 		s.idx = r.next()
 		if i == 0 {
@@ -602,58 +594,58 @@ func (r *relRun) buildChain(chain []*relStep, in <-chan int64, inCount relCount)
 	return in, inCount, firstIn
 }
 
-func (r *relRun) buildStep(s *relStep, in <-chan int64) (<-chan int64, relCount) {
+func (r *chaosRun) buildStep(s *chaosStep, in <-chan int64) (<-chan int64, chaosCount) {
 	p := r.p
 	switch s.kind {
-	case relFanOut, relFanOutOrdered:
+	case chaosFanOut, chaosFanOutOrdered:
 		fn := func(_ context.Context, v int64) (int64, error) {
 			if err := r.call(s, v); err != nil {
 				return 0, err
 			}
-			return relMap(v, s.salt), nil
+			return chaosMap(v, s.salt), nil
 		}
-		if s.kind == relFanOut {
-			return pipeline.FanOut(p, in, s.workers, fn, r.opts(s)...), relOut(s.idx)
+		if s.kind == chaosFanOut {
+			return pipeline.FanOut(p, in, s.workers, fn, r.opts(s)...), chaosOut(s.idx)
 		}
-		return pipeline.FanOutOrdered(p, in, s.workers, fn, r.opts(s)...), relOut(s.idx)
-	case relFlatMap:
+		return pipeline.FanOutOrdered(p, in, s.workers, fn, r.opts(s)...), chaosOut(s.idx)
+	case chaosFlatMap:
 		return pipeline.FlatMap(p, in, s.workers, func(_ context.Context, v int64, emit func(int64) error) error {
 			if err := r.call(s, v); err != nil {
 				return err
 			}
-			for j := range relCopies(v, s.salt) {
+			for j := range chaosCopies(v, s.salt) {
 				if err := emit(v*4 + int64(j)); err != nil {
 					return err
 				}
 			}
 			return nil
-		}, r.opts(s)...), relOut(s.idx)
-	case relFilter:
+		}, r.opts(s)...), chaosOut(s.idx)
+	case chaosFilter:
 		return pipeline.Filter(p, in, func(v int64) bool {
 			r.tick()
 			_ = r.inject(s.fault, &s.calls, nil, s.salt, v)
-			return relKeep(v, s.salt)
-		}), relOut(s.idx)
-	case relBuffer:
-		return pipeline.Buffer(p, in, s.size), relOut(s.idx)
-	case relDropOnFull:
+			return chaosKeep(v, s.salt)
+		}), chaosOut(s.idx)
+	case chaosBuffer:
+		return pipeline.Buffer(p, in, s.size), chaosOut(s.idx)
+	case chaosDropOnFull:
 		r.inexact = true
-		return pipeline.DropOnFull(p, in, s.size), relOut(s.idx)
-	case relThrottle:
-		return pipeline.Throttle(p, in, s.wait, s.size), relOut(s.idx)
-	case relBatch:
+		return pipeline.DropOnFull(p, in, s.size), chaosOut(s.idx)
+	case chaosThrottle:
+		return pipeline.Throttle(p, in, s.wait, s.size), chaosOut(s.idx)
+	case chaosBatch:
 		b := pipeline.Batch(p, in, s.size, s.wait)
 		u := r.next()
-		r.expectIn(u, relOut(s.idx))
-		return pipeline.Unbatch(p, b), relOut(u)
-	case relTee:
+		r.expectIn(u, chaosOut(s.idx))
+		return pipeline.Unbatch(p, b), chaosOut(u)
+	case chaosTee:
 		outs := pipeline.Tee(p, in, len(s.branches))
-		return r.buildBranches(s, outs, relOut(s.idx))
-	default: // relPartition
+		return r.buildBranches(s, outs, chaosOut(s.idx))
+	default: // chaosPartition
 		outs := pipeline.Partition(p, in, len(s.branches), func(v int64) int {
 			r.tick()
 			_ = r.inject(s.fault, &s.calls, nil, s.salt, v)
-			return relRouteOf(v, s.salt)
+			return chaosRouteOf(v, s.salt)
 		})
 		return r.buildBranches(s, outs, nil)
 	}
@@ -662,17 +654,17 @@ func (r *relRun) buildStep(s *relStep, in <-chan int64) (<-chan int64, relCount)
 // buildBranches builds one chain per output of a Tee (each output carries
 // the Tee's Out) or a Partition (outCount nil: the outputs share its Out) and
 // merges them back.
-func (r *relRun) buildBranches(s *relStep, outs []<-chan int64, outCount relCount) (<-chan int64, relCount) {
-	unknown := relCount(func([]pipeline.StageStats) (uint64, bool) { return 0, false })
+func (r *chaosRun) buildBranches(s *chaosStep, outs []<-chan int64, outCount chaosCount) (<-chan int64, chaosCount) {
+	unknown := chaosCount(func([]pipeline.StageStats) (uint64, bool) { return 0, false })
 	ends := make([]<-chan int64, len(outs))
-	var counts, firsts []relCount
+	var counts, firsts []chaosCount
 	empty := 0
 	for i, o := range outs {
 		c := outCount
 		if c == nil {
 			c = unknown
 		}
-		var end, first relCount
+		var end, first chaosCount
 		ends[i], end, first = r.buildChain(s.branches[i], o, c)
 		if first == nil {
 			empty++
@@ -699,31 +691,31 @@ func (r *relRun) buildBranches(s *relStep, outs []<-chan int64, outCount relCoun
 		}
 		return n + rest, true
 	})
-	return pipeline.Merge(r.p, ends...), relOut(merge)
+	return pipeline.Merge(r.p, ends...), chaosOut(merge)
 }
 
-// relResult is what a run produced.
-type relResult struct {
+// chaosResult is what a run produced.
+type chaosResult struct {
 	err      error
 	problems []string
 	outcome  string // for the statistics of a chaos run
 }
 
 // outcome names how the run ended, for the statistics of a chaos run.
-func (r *relRun) outcome(err error) string {
+func (r *chaosRun) outcome(err error) string {
 	var pe *pipeline.PanicError
 	switch {
-	case errors.Is(err, errRelInjected):
+	case errors.Is(err, errInjected):
 		return "failed:error"
 	case errors.As(err, &pe):
 		return "failed:panic"
-	case errors.Is(err, errRelCancel):
+	case errors.Is(err, errCancel):
 		return "failed:cancel"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "failed:shutdown-deadline"
 	case err != nil:
 		return "failed:other"
-	case r.pr.sink == relFirst || r.pr.sink == relAllBreak:
+	case r.pr.sink == chaosFirst || r.pr.sink == chaosAllBreak:
 		return "ok:early-exit"
 	case r.stopped.Load():
 		return "ok:stopped"
@@ -731,22 +723,22 @@ func (r *relRun) outcome(err error) string {
 	return "ok"
 }
 
-// relExec builds and runs the program encoded by data and returns every
-// broken promise it found. A run that does not finish within bound is
+// chaosExec builds and runs the program encoded by data and returns every
+// broken promise it found. A run that does not finish within hangBound is
 // reported with every goroutine's stack.
-func relExec(data []byte, bound time.Duration) (problems []string, outcome string) {
+func chaosExec(data []byte) (problems []string, outcome string) {
 	ignore := goleak.IgnoreCurrent()
-	pr := relDecode(data)
-	done := make(chan relResult, 1)
-	r := &relRun{pr: pr}
+	pr := chaosDecode(data)
+	done := make(chan chaosResult, 1)
+	r := &chaosRun{pr: pr}
 	go func() { done <- r.run() }()
-	var res relResult
+	var res chaosResult
 	select {
 	case res = <-done:
-	case <-time.After(bound):
+	case <-time.After(hangBound):
 		buf := make([]byte, 1<<20)
 		buf = buf[:runtime.Stack(buf, true)]
-		return []string{fmt.Sprintf("did not finish within %v: %s\n%s", bound, pr, buf)}, "hung"
+		return []string{fmt.Sprintf("did not finish within %v: %s\n%s", hangBound, pr, buf)}, "hung"
 	}
 	if err := goleak.Find(ignore); err != nil {
 		res.problems = append(res.problems, fmt.Sprintf("goroutines left behind: %v", err))
@@ -757,7 +749,7 @@ func relExec(data []byte, bound time.Duration) (problems []string, outcome strin
 	return res.problems, res.outcome
 }
 
-func (r *relRun) run() relResult {
+func (r *chaosRun) run() chaosResult {
 	pr := r.pr
 	parent, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
@@ -770,9 +762,9 @@ func (r *relRun) run() relResult {
 	r.lim = pipeline.NewLimiter(pr.slots)
 	r.sinkIdx = -1
 
-	r.armed.Store(pr.action != relShutdown)
+	r.armed.Store(pr.action != chaosShutdown)
 	var timer *time.Timer
-	if pr.delay > 0 && pr.action != relNone {
+	if pr.delay > 0 && pr.action != chaosNone {
 		r.actions.Add(1)
 		timer = time.AfterFunc(pr.delay, func() {
 			defer r.actions.Done()
@@ -786,7 +778,7 @@ func (r *relRun) run() relResult {
 	for i, s := range pr.sources {
 		srcs[i] = r.buildSource(s)
 	}
-	in, inCount := srcs[0], relOut(pr.sources[0].idx)
+	in, inCount := srcs[0], chaosOut(pr.sources[0].idx)
 	if len(srcs) > 1 {
 		m := r.next()
 		r.expectIn(m, func(st []pipeline.StageStats) (uint64, bool) {
@@ -796,10 +788,10 @@ func (r *relRun) run() relResult {
 			}
 			return n, true
 		})
-		in, inCount = pipeline.Merge(r.p, srcs...), relOut(m)
+		in, inCount = pipeline.Merge(r.p, srcs...), chaosOut(m)
 	}
 	out, outCount, _ := r.buildChain(pr.chain, in, inCount)
-	if pr.sink != relForEach { // ForEach builds its stage as it runs
+	if pr.sink != chaosForEach { // ForEach builds its stage as it runs
 		r.arm()
 	}
 	err := r.runSink(out)
@@ -807,10 +799,10 @@ func (r *relRun) run() relResult {
 		r.actions.Done()
 	}
 	r.actions.Wait()
-	return relResult{err: err, problems: r.verify(err, outCount), outcome: r.outcome(err)}
+	return chaosResult{err: err, problems: r.verify(err, outCount), outcome: r.outcome(err)}
 }
 
-func (r *relRun) runSink(out <-chan int64) error {
+func (r *chaosRun) runSink(out <-chan int64) error {
 	p, pr := r.p, r.pr
 	r.seen = map[int64]int{}
 	see := func(v int64) {
@@ -818,23 +810,23 @@ func (r *relRun) runSink(out <-chan int64) error {
 		r.seenN++
 	}
 	switch pr.sink {
-	case relCollect:
+	case chaosCollect:
 		got, err := pipeline.Collect(p, out)
 		for _, v := range got {
 			see(v)
 		}
 		r.observed = true
 		return err
-	case relAll:
+	case chaosAll:
 		for v := range pipeline.All(p, out) {
 			r.tick()
 			see(v)
 		}
 		r.observed = true
 		return p.Wait()
-	case relForEach:
+	case chaosForEach:
 		var mu sync.Mutex
-		s := &relStep{workers: pr.sinkWorkers, fault: pr.sinkFault, salt: pr.sinkSalt}
+		s := &chaosStep{workers: pr.sinkWorkers, fault: pr.sinkFault, salt: pr.sinkSalt}
 		r.sinkIdx = r.next()
 		err := pipeline.ForEach(p, out, pr.sinkWorkers, func(_ context.Context, v int64) error {
 			if !r.armed.Load() {
@@ -851,7 +843,7 @@ func (r *relRun) runSink(out <-chan int64) error {
 		r.sinkStep = s
 		r.observed = true
 		return err
-	case relReduce:
+	case chaosReduce:
 		var calls atomic.Int64
 		acc, err := pipeline.Reduce(p, out, map[int64]int{}, func(m map[int64]int, v int64) map[int64]int {
 			r.tick()
@@ -865,10 +857,10 @@ func (r *relRun) runSink(out <-chan int64) error {
 		}
 		r.observed = true
 		return err
-	case relFirst:
+	case chaosFirst:
 		_, _, err := pipeline.First(p, out)
 		return err
-	case relAllBreak:
+	case chaosAllBreak:
 		n := 0
 		for range pipeline.All(p, out) {
 			r.tick()
@@ -883,15 +875,15 @@ func (r *relRun) runSink(out <-chan int64) error {
 }
 
 // verify checks a finished run against its promises.
-func (r *relRun) verify(err error, outCount relCount) []string {
+func (r *chaosRun) verify(err error, outCount chaosCount) []string {
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	st := r.p.Stats()
 
 	// Concurrency bounds hold whatever happened.
-	relWalk(r.pr.chain, func(s *relStep) {
+	chaosWalk(r.pr.chain, func(s *chaosStep) {
 		if peak := s.gauge.peak.Load(); peak > int64(s.workers) {
-			bad("%s ran %d calls at once with %d workers", relKindNames[s.kind], peak, s.workers)
+			bad("%s ran %d calls at once with %d workers", chaosKindNames[s.kind], peak, s.workers)
 		}
 	})
 	if s := r.sinkStep; s != nil && s.gauge.peak.Load() > int64(s.workers) {
@@ -913,20 +905,20 @@ func (r *relRun) verify(err error, outCount relCount) []string {
 	// (First, a break out of All), a failure may come after the exit and
 	// be a consequence of it: nil is then a valid result too.
 	faulted, cancelled, deadline := r.faulted.Load(), r.cancelled.Load(), r.deadline.Load()
-	early := r.pr.sink == relFirst || r.pr.sink == relAllBreak
+	early := r.pr.sink == chaosFirst || r.pr.sink == chaosAllBreak
 	var pe *pipeline.PanicError
 	switch {
 	case err == nil && faulted && !early:
 		bad("an injected failure happened but Wait returned nil")
 	case err != nil:
-		ok := faulted && (errors.Is(err, errRelInjected) || errors.As(err, &pe) && pe.Value == relPanicValue)
-		ok = ok || cancelled && errors.Is(err, errRelCancel)
+		ok := faulted && (errors.Is(err, errInjected) || errors.As(err, &pe) && pe.Value == chaosPanicValue)
+		ok = ok || cancelled && errors.Is(err, errCancel)
 		ok = ok || deadline && errors.Is(err, context.DeadlineExceeded)
 		if !ok {
 			bad("unexpected error %v (faulted=%v cancelled=%v shutdown deadline=%v)", err, faulted, cancelled, deadline)
 		}
 		var se *pipeline.StageError
-		if faulted && errors.Is(err, errRelInjected) && !errors.As(err, &se) {
+		if faulted && errors.Is(err, errInjected) && !errors.As(err, &se) {
 			bad("an injected error arrived without its *StageError: %v", err)
 		}
 	}
@@ -947,7 +939,7 @@ func (r *relRun) verify(err error, outCount relCount) []string {
 		if !r.stopped.Load() && out != uint64(s.n) {
 			bad("source %s emitted %d of %d items without Stop", st[s.idx].Name, out, s.n)
 		}
-		if s.kind == relFromChan && out+uint64(len(s.ch)) != uint64(s.n) {
+		if s.kind == chaosFromChan && out+uint64(len(s.ch)) != uint64(s.n) {
 			bad("FromChan emitted %d of %d values and left %d in the channel: the rest is lost", out, s.n, len(s.ch))
 		}
 	}
@@ -980,29 +972,29 @@ func (r *relRun) verify(err error, outCount relCount) []string {
 				break
 			}
 		}
-		if !r.inexact && !relEqualCounts(want, r.seen) {
-			bad("the sink saw %d items, expected %d (no DropOnFull: exactly the emitted items, transformed)", r.seenN, relSize(want))
+		if !r.inexact && !chaosEqualCounts(want, r.seen) {
+			bad("the sink saw %d items, expected %d (no DropOnFull: exactly the emitted items, transformed)", r.seenN, chaosSize(want))
 		}
 	}
 	return problems
 }
 
-// relWalk calls f on every step of chain and of its branches.
-func relWalk(chain []*relStep, f func(*relStep)) {
+// chaosWalk calls f on every step of chain and of its branches.
+func chaosWalk(chain []*chaosStep, f func(*chaosStep)) {
 	for _, s := range chain {
 		f(s)
 		for _, br := range s.branches {
-			relWalk(br, f)
+			chaosWalk(br, f)
 		}
 	}
 }
 
 // simulate computes the multiset the sink must see from what the sources
 // actually emitted, applying every stage's function.
-func (r *relRun) simulate(st []pipeline.StageStats) map[int64]int {
+func (r *chaosRun) simulate(st []pipeline.StageStats) map[int64]int {
 	ms := map[int64]int{}
 	for _, s := range r.pr.sources {
-		if s.kind == relProduce {
+		if s.kind == chaosProduce {
 			for _, v := range s.emitted {
 				ms[v]++
 			}
@@ -1012,10 +1004,10 @@ func (r *relRun) simulate(st []pipeline.StageStats) map[int64]int {
 			ms[s.base+int64(i)]++
 		}
 	}
-	ms = relSimChain(r.pr.chain, ms)
-	if r.pr.sink == relForEach && r.pr.sinkFault.kind == relSkip {
+	ms = chaosSimChain(r.pr.chain, ms)
+	if r.pr.sink == chaosForEach && r.pr.sinkFault.kind == chaosSkip {
 		for v := range ms {
-			if relSkipped(v, r.pr.sinkSalt) {
+			if chaosSkipped(v, r.pr.sinkSalt) {
 				delete(ms, v)
 			}
 		}
@@ -1023,47 +1015,47 @@ func (r *relRun) simulate(st []pipeline.StageStats) map[int64]int {
 	return ms
 }
 
-func relSimChain(chain []*relStep, ms map[int64]int) map[int64]int {
+func chaosSimChain(chain []*chaosStep, ms map[int64]int) map[int64]int {
 	for _, s := range chain {
 		next := map[int64]int{}
 		switch s.kind {
-		case relFanOut, relFanOutOrdered:
+		case chaosFanOut, chaosFanOutOrdered:
 			for v, n := range ms {
-				if s.fault.kind != relSkip || !relSkipped(v, s.salt) {
-					next[relMap(v, s.salt)] += n
+				if s.fault.kind != chaosSkip || !chaosSkipped(v, s.salt) {
+					next[chaosMap(v, s.salt)] += n
 				}
 			}
-		case relFlatMap:
+		case chaosFlatMap:
 			for v, n := range ms {
-				if s.fault.kind == relSkip && relSkipped(v, s.salt) {
+				if s.fault.kind == chaosSkip && chaosSkipped(v, s.salt) {
 					continue
 				}
-				for j := range relCopies(v, s.salt) {
+				for j := range chaosCopies(v, s.salt) {
 					next[v*4+int64(j)] += n
 				}
 			}
-		case relFilter:
+		case chaosFilter:
 			for v, n := range ms {
-				if relKeep(v, s.salt) {
+				if chaosKeep(v, s.salt) {
 					next[v] += n
 				}
 			}
-		case relTee:
+		case chaosTee:
 			for _, br := range s.branches {
-				for v, n := range relSimChain(br, relCopyCounts(ms)) {
+				for v, n := range chaosSimChain(br, chaosCopyCounts(ms)) {
 					next[v] += n
 				}
 			}
-		case relPartition:
+		case chaosPartition:
 			parts := make([]map[int64]int, len(s.branches))
 			for i := range parts {
 				parts[i] = map[int64]int{}
 			}
 			for v, n := range ms {
-				parts[relWrap(relRouteOf(v, s.salt), len(parts))][v] += n
+				parts[wrap(chaosRouteOf(v, s.salt), len(parts))][v] += n
 			}
 			for i, br := range s.branches {
-				for v, n := range relSimChain(br, parts[i]) {
+				for v, n := range chaosSimChain(br, parts[i]) {
 					next[v] += n
 				}
 			}
@@ -1075,7 +1067,7 @@ func relSimChain(chain []*relStep, ms map[int64]int) map[int64]int {
 	return ms
 }
 
-func relCopyCounts(m map[int64]int) map[int64]int {
+func chaosCopyCounts(m map[int64]int) map[int64]int {
 	c := make(map[int64]int, len(m))
 	for k, v := range m {
 		c[k] = v
@@ -1083,7 +1075,7 @@ func relCopyCounts(m map[int64]int) map[int64]int {
 	return c
 }
 
-func relEqualCounts(a, b map[int64]int) bool {
+func chaosEqualCounts(a, b map[int64]int) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -1095,7 +1087,7 @@ func relEqualCounts(a, b map[int64]int) bool {
 	return true
 }
 
-func relSize(m map[int64]int) int {
+func chaosSize(m map[int64]int) int {
 	n := 0
 	for _, v := range m {
 		n += v
@@ -1103,8 +1095,8 @@ func relSize(m map[int64]int) int {
 	return n
 }
 
-// relSoakRuns is PIPELINE_SOAK, or runs when unset.
-func relSoakRuns(t *testing.T, runs int) int {
+// chaosSoakRuns is PIPELINE_SOAK, or runs when unset.
+func chaosSoakRuns(t *testing.T, runs int) int {
 	s := os.Getenv("PIPELINE_SOAK")
 	if s == "" {
 		return runs
@@ -1117,8 +1109,8 @@ func relSoakRuns(t *testing.T, runs int) int {
 }
 
 func TestChaos_RandomPipelines(t *testing.T) {
-	runs := relSoakRuns(t, relRuns)
-	r := relRand(t)
+	runs := chaosSoakRuns(t, chaosRuns)
+	r := newRand(t)
 	start := time.Now()
 	failures := 0
 	kinds := map[string]int{}
@@ -1127,7 +1119,7 @@ func TestChaos_RandomPipelines(t *testing.T) {
 		for j := range data {
 			data[j] = byte(r.Uint32())
 		}
-		problems, outcome := relExec(data, relBound)
+		problems, outcome := chaosExec(data)
 		kinds[outcome]++
 		if len(problems) > 0 {
 			failures++
@@ -1136,9 +1128,9 @@ func TestChaos_RandomPipelines(t *testing.T) {
 				t.Fatalf("stopping after %d failed runs of %d", failures, i+1)
 			}
 		}
-		pr := relDecode(data)
-		kinds[relActionNames[pr.action]]++
-		relWalk(pr.chain, func(s *relStep) { kinds[relKindNames[s.kind]]++ })
+		pr := chaosDecode(data)
+		kinds[chaosActionNames[pr.action]]++
+		chaosWalk(pr.chain, func(s *chaosStep) { kinds[chaosKindNames[s.kind]]++ })
 	}
 	keys := slices.Sorted(func(yield func(string) bool) {
 		for k := range kinds {

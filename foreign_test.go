@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,7 +39,7 @@ func foreignCount[T any](p *pipeline.Pipeline, outs ...<-chan T) (int, error) {
 }
 
 func foreignCases() []foreignCase {
-	id := coreIdentity
+	id := identity
 	keep := func(int) bool { return true }
 	return []foreignCase{
 		{"FanOut", 1, func(p *pipeline.Pipeline, ch <-chan int) (int, error) {
@@ -133,14 +134,14 @@ func TestForeignInput_StopLosesNothingAndTakesNothingMore(t *testing.T) {
 				n, err := c.run(p, ch)
 				res <- result{n, err}
 			}()
-			require.Eventually(t, func() bool { return len(ch) == 0 }, coreBound, time.Millisecond,
+			require.Eventually(t, func() bool { return len(ch) == 0 }, hangBound, time.Millisecond,
 				"the stage never took the channel's items")
 			p.Stop()
 			for i := range after {
 				ch <- before + i
 			}
 			var r result
-			coreWithin(t, "the pipeline after Stop", func() { r = <-res })
+			within(t, "the pipeline after Stop", func() { r = <-res })
 			require.NoError(t, r.err)
 			// Every value was delivered or is still in the channel; a value
 			// sent after Stop is taken only by a read already under way.
@@ -164,10 +165,10 @@ func TestForeignInput_CancelEndsItThoughTheChannelNeverCloses(t *testing.T) {
 				_, err := c.run(p, ch)
 				done <- err
 			}()
-			require.Eventually(t, func() bool { return len(ch) == 0 }, coreBound, time.Millisecond)
+			require.Eventually(t, func() bool { return len(ch) == 0 }, hangBound, time.Millisecond)
 			cancel(cause)
 			var err error
-			coreWithin(t, "the pipeline after cancel", func() { err = <-done })
+			within(t, "the pipeline after cancel", func() { err = <-done })
 			assert.Equal(t, cause, err)
 		})
 	}
@@ -180,7 +181,7 @@ func TestForeignInput_IsReadWithoutAHiddenStage(t *testing.T) {
 	ch <- 3
 	close(ch)
 	p := pipeline.New(context.Background())
-	got, err := pipeline.Collect(p, pipeline.FanOut(p, ch, 2, coreIdentity))
+	got, err := pipeline.Collect(p, pipeline.FanOut(p, ch, 2, identity))
 	require.NoError(t, err)
 	assert.ElementsMatch(t, []int{1, 2, 3}, got)
 	st := p.Stats()
@@ -200,4 +201,61 @@ func TestForeignInput_FirstTakesOneValueAndLeavesTheRest(t *testing.T) {
 	assert.True(t, ok)
 	assert.Equal(t, 7, v)
 	assert.Equal(t, 2, len(ch), "First took more than one value")
+}
+
+func TestForeignInput_IsAdoptedByMergeAndFanOut(t *testing.T) {
+	stages := map[string]func(p *pipeline.Pipeline, outside <-chan int) <-chan int{
+		"Merge": func(p *pipeline.Pipeline, outside <-chan int) <-chan int {
+			return pipeline.Merge(p, outside, pipeline.Generate(p, ints(100)[50:]...))
+		},
+		"FanOut": func(p *pipeline.Pipeline, outside <-chan int) <-chan int {
+			return pipeline.FanOut(p, outside, 3, identity)
+		},
+	}
+	for name, build := range stages {
+		t.Run(name, func(t *testing.T) {
+			outside := make(chan int)
+			go func() {
+				defer close(outside)
+				for i := range 50 {
+					outside <- i
+				}
+			}()
+			p := pipeline.New(context.Background())
+			got, err := pipeline.Collect(p, build(p, outside))
+			require.NoError(t, err)
+			slices.Sort(got)
+			want := ints(50)
+			if name == "Merge" {
+				want = ints(100)
+			}
+			assert.Equal(t, want, got)
+		})
+	}
+}
+
+func TestForeignInput_CancelStillEndsMergeAndFanOut(t *testing.T) {
+	stages := map[string]func(p *pipeline.Pipeline, outside <-chan int) <-chan int{
+		"Merge": func(p *pipeline.Pipeline, outside <-chan int) <-chan int { return pipeline.Merge(p, outside) },
+		"FanOut": func(p *pipeline.Pipeline, outside <-chan int) <-chan int {
+			return pipeline.FanOut(p, outside, 3, identity)
+		},
+	}
+	for name, build := range stages {
+		t.Run(name, func(t *testing.T) {
+			cause := errors.New("core: cancelled")
+			ctx, cancel := context.WithCancelCause(context.Background())
+			defer cancel(nil)
+			p := pipeline.New(ctx)
+			outside := make(chan int, 1) // never closed
+			outside <- 1
+			out := build(p, outside)
+			got := <-out // the stage works...
+			assert.Equal(t, 1, got)
+			cancel(cause) // ...and cancel ends it though its input never closes
+			var err error
+			within(t, "Drain", func() { err = pipeline.Drain(p, out) })
+			assert.Equal(t, cause, err)
+		})
+	}
 }

@@ -6,53 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
-
-	"go.uber.org/goleak"
 
 	"github.com/ec0f1147/pipeline"
 )
 
 // Fuzz targets. In a plain `go test` run they replay their seed corpus
 // (testdata/fuzz/<Name>/ and the f.Add seeds); `go test -fuzz=FuzzBatch`
-// and so on explore further. Each input runs under relGuard: it must finish
-// within a bound and leave no goroutine behind.
-
-// relFuzzBound is how long one fuzz input may take before it counts as hung.
-const relFuzzBound = 10 * time.Second
-
-// relGuard runs body on the test's goroutine and fails t if it panics, or
-// leaves a goroutine behind once it has returned. If body does not return
-// within bound, a watchdog prints every goroutine's stack and crashes the test
-// binary: a hang is the one failure that cannot be reported any other way.
-func relGuard(t testing.TB, bound time.Duration, body func()) {
-	t.Helper()
-	ignore := goleak.IgnoreCurrent()
-	name := t.Name()
-	watchdog := time.AfterFunc(bound, func() {
-		buf := make([]byte, 4<<20)
-		fmt.Fprintf(os.Stderr, "%s did not return within %v\n%s\n", name, bound, buf[:runtime.Stack(buf, true)])
-		panic(name + " hung")
-	})
-	defer watchdog.Stop() // also when body ends the test with t.FailNow
-	func() {
-		defer func() {
-			if x := recover(); x != nil {
-				t.Fatalf("panicked: %v\n%s", x, debug.Stack())
-			}
-		}()
-		body()
-	}()
-	watchdog.Stop()
-	if err := goleak.Find(ignore); err != nil {
-		t.Fatalf("goroutines left behind: %v", err)
-	}
-}
+// and so on explore further. Each input runs under guard: it must finish
+// within hangBound and leave no goroutine behind.
 
 // FuzzBatch: any size, maxWait and arrival pattern, with or without a Stop,
 // delivers every emitted item once, in order, in non-empty batches of at most
@@ -66,7 +31,7 @@ func FuzzBatch(f *testing.F) {
 			pattern = pattern[:256]
 		}
 		maxWait := time.Duration(maxWaitMicros%2000) * time.Microsecond
-		relGuard(t, relFuzzBound, func() {
+		guard(t, func() {
 			p := pipeline.New(context.Background(), pipeline.DefaultBuffer(int(stopAt%3)))
 			var emitted []int
 			src := pipeline.Produce(p, func(_ context.Context, emit func(int) error) error {
@@ -128,15 +93,15 @@ func FuzzFanOutOrdered(f *testing.F) {
 			delays = delays[:300]
 		}
 		workers := int(workersByte % 24)
-		relGuard(t, relFuzzBound, func() {
-			var g relGauge
+		guard(t, func() {
+			var g gauge
 			p := pipeline.New(context.Background(), pipeline.DefaultBuffer(int(workersByte>>6)))
-			out := pipeline.FanOutOrdered(p, pipeline.Generate(p, relInts(len(delays))...), workers, func(_ context.Context, i int) (int, error) {
+			out := pipeline.FanOutOrdered(p, pipeline.Generate(p, ints(len(delays))...), workers, func(_ context.Context, i int) (int, error) {
 				g.enter()
-				defer g.exit()
+				defer g.leave()
 				switch d := delays[i]; {
 				case d == 255:
-					return 0, errRelSkip
+					return 0, errSkip
 				case d%8 == 0:
 					time.Sleep(time.Duration(d/8) * time.Microsecond)
 				default:
@@ -177,9 +142,9 @@ func FuzzFanOutOrdered(f *testing.F) {
 	})
 }
 
-// relRoutes decodes route values, eight bytes each (big-endian, two's
+// fuzzRoutes decodes route values, eight bytes each (big-endian, two's
 // complement: negative and huge values included).
-func relRoutes(b []byte) []int {
+func fuzzRoutes(b []byte) []int {
 	routes := make([]int, 0, len(b)/8)
 	for len(b) >= 8 && len(routes) < 200 {
 		routes = append(routes, int(int64(binary.BigEndian.Uint64(b))))
@@ -204,10 +169,10 @@ func FuzzPartition(f *testing.F) {
 	f.Add(int8(-2), seed(1))
 	f.Add(int8(127), seed(math.MinInt64+1, math.MaxInt64-1, 1<<62, -(1<<62)))
 	f.Fuzz(func(t *testing.T, n int8, routeBytes []byte) {
-		routes := relRoutes(routeBytes)
-		relGuard(t, relFuzzBound, func() {
+		routes := fuzzRoutes(routeBytes)
+		guard(t, func() {
 			p := pipeline.New(context.Background(), pipeline.DefaultBuffer(len(routes)%3))
-			outs := pipeline.Partition(p, pipeline.Generate(p, relInts(len(routes))...), int(n), func(i int) int { return routes[i] })
+			outs := pipeline.Partition(p, pipeline.Generate(p, ints(len(routes))...), int(n), func(i int) int { return routes[i] })
 			if n < 1 {
 				if err := p.Wait(); !errors.Is(err, pipeline.ErrInvalidArgument) || len(outs) != 0 {
 					t.Errorf("n %d: got %v and %d outputs, want ErrInvalidArgument and none", n, err, len(outs))
@@ -231,7 +196,7 @@ func FuzzPartition(f *testing.F) {
 			}
 			want := make([][]int, n)
 			for i, r := range routes {
-				k := relWrap(r, int(n))
+				k := wrap(r, int(n))
 				want[k] = append(want[k], i)
 			}
 			have := make([][]int, n)
@@ -259,8 +224,8 @@ func FuzzPipeline(f *testing.F) {
 		if len(data) > 512 {
 			data = data[:512]
 		}
-		// relExec runs the program under its own bound and leak check.
-		if problems, _ := relExec(data, relFuzzBound); len(problems) > 0 {
+		// chaosExec runs the program under hangBound and its own leak check.
+		if problems, _ := chaosExec(data); len(problems) > 0 {
 			t.Fatal(strings.Join(problems, "\n"))
 		}
 	})

@@ -21,15 +21,15 @@ import (
 // moment, and every emitted item must reach the sink — or be counted as
 // dropped by DropOnFull or filtered by Filter.
 
-// relStopRounds is how many random Stop moments each stage kind gets.
-const relStopRounds = 12
+// stopRounds is how many random Stop moments each stage kind gets.
+const stopRounds = 12
 
-// relStopSource is an endless source: it emits mk(0), mk(1), … until emit
+// stopSource is an endless source: it emits mk(0), mk(1), … until emit
 // fails, records the index of every item emit accepted, and after the k-th
 // (at once if k is 0) lets a stopper goroutine call Stop after a random
 // pause. Call wait once the pipeline has ended: it returns the indexes
 // emitted.
-func relStopSource[T any](p *pipeline.Pipeline, r *rand.Rand, mk func(i int) T) (src <-chan T, wait func() []int) {
+func stopSource[T any](p *pipeline.Pipeline, r *rand.Rand, mk func(i int) T) (src <-chan T, wait func() []int) {
 	k := r.IntN(300)
 	pause := time.Duration(r.IntN(3)) * time.Duration(r.IntN(200)) * time.Microsecond
 	reached := make(chan struct{})
@@ -65,22 +65,24 @@ func relStopSource[T any](p *pipeline.Pipeline, r *rand.Rand, mk func(i int) T) 
 	}
 }
 
-func relIdentity(i int) int { return i }
+// unchanged is the item a stop source makes of index i, and what a stage
+// that passes items on as they are makes of item i.
+func unchanged(i int) int { return i }
 
-// relStopCase builds a stage on an endless source, stops it at a random
+// stopCase builds a stage on an endless source, stops it at a random
 // moment, and checks what reached the sink against what was emitted.
-type relStopCase struct {
+type stopCase struct {
 	name string
 	run  func(t *testing.T, r *rand.Rand)
 }
 
-// relOrderedStop checks a one-input, one-output stage that keeps every item
+// orderedStop checks a one-input, one-output stage that keeps every item
 // and its order: after Stop, the sink holds exactly the emitted items, in
 // order, transformed by want.
-func relOrderedStop(kind string, build func(p *pipeline.Pipeline, in <-chan int, r *rand.Rand) <-chan int, want func(int) int) func(*testing.T, *rand.Rand) {
+func orderedStop(kind string, build func(p *pipeline.Pipeline, in <-chan int, r *rand.Rand) <-chan int, want func(int) int) func(*testing.T, *rand.Rand) {
 	return func(t *testing.T, r *rand.Rand) {
-		p := pipeline.New(context.Background(), relBuf(r)...)
-		src, emitted := relStopSource(p, r, relIdentity)
+		p := pipeline.New(context.Background(), randomBuffer(r)...)
+		src, emitted := stopSource(p, r, unchanged)
 		got, err := pipeline.Collect(p, build(p, src, r))
 		require.NoError(t, err, "Stop is a clean end")
 		em := emitted()
@@ -92,15 +94,15 @@ func relOrderedStop(kind string, build func(p *pipeline.Pipeline, in <-chan int,
 		if len(exp) > 0 { // Stop may come before the first emit: then nil and empty both say nothing arrived
 			assert.Equal(t, exp, got, "%s: in order", kind)
 		}
-		relAssertConserved(t, p.Stats())
+		assertConserved(t, p.Stats())
 	}
 }
 
-// relUnorderedStop is relOrderedStop for stages that may reorder.
-func relUnorderedStop(kind string, build func(p *pipeline.Pipeline, in <-chan int, r *rand.Rand) <-chan int, want func(int) []int) func(*testing.T, *rand.Rand) {
+// unorderedStop is orderedStop for stages that may reorder.
+func unorderedStop(kind string, build func(p *pipeline.Pipeline, in <-chan int, r *rand.Rand) <-chan int, want func(int) []int) func(*testing.T, *rand.Rand) {
 	return func(t *testing.T, r *rand.Rand) {
-		p := pipeline.New(context.Background(), relBuf(r)...)
-		src, emitted := relStopSource(p, r, relIdentity)
+		p := pipeline.New(context.Background(), randomBuffer(r)...)
+		src, emitted := stopSource(p, r, unchanged)
 		got, err := pipeline.Collect(p, build(p, src, r))
 		require.NoError(t, err, "Stop is a clean end")
 		var exp []int
@@ -109,21 +111,21 @@ func relUnorderedStop(kind string, build func(p *pipeline.Pipeline, in <-chan in
 		}
 		require.Equal(t, len(exp), len(got), "%s: every emitted item reaches the sink", kind)
 		assert.ElementsMatch(t, exp, got, kind)
-		relAssertConserved(t, p.Stats())
+		assertConserved(t, p.Stats())
 	}
 }
 
-func relTwice(v int) int { return 2 * v }
+func twice(v int) int { return 2 * v }
 
-var relStopCases = []relStopCase{
-	{"Produce", relOrderedStop("produce", func(_ *pipeline.Pipeline, in <-chan int, _ *rand.Rand) <-chan int { return in }, relIdentity)},
-	{"FanOut", relUnorderedStop("fanout", func(p *pipeline.Pipeline, in <-chan int, r *rand.Rand) <-chan int {
-		return pipeline.FanOut(p, in, 1+r.IntN(8), func(_ context.Context, v int) (int, error) { relJitter(v); return 2 * v, nil })
+var stopCases = []stopCase{
+	{"Produce", orderedStop("produce", func(_ *pipeline.Pipeline, in <-chan int, _ *rand.Rand) <-chan int { return in }, unchanged)},
+	{"FanOut", unorderedStop("fanout", func(p *pipeline.Pipeline, in <-chan int, r *rand.Rand) <-chan int {
+		return pipeline.FanOut(p, in, 1+r.IntN(8), func(_ context.Context, v int) (int, error) { jitter(v); return 2 * v, nil })
 	}, func(v int) []int { return []int{2 * v} })},
-	{"FanOutOrdered", relOrderedStop("fanoutordered", func(p *pipeline.Pipeline, in <-chan int, r *rand.Rand) <-chan int {
-		return pipeline.FanOutOrdered(p, in, 1+r.IntN(8), func(_ context.Context, v int) (int, error) { relJitter(v); return 2 * v, nil })
-	}, relTwice)},
-	{"FlatMap", relUnorderedStop("flatmap", func(p *pipeline.Pipeline, in <-chan int, r *rand.Rand) <-chan int {
+	{"FanOutOrdered", orderedStop("fanoutordered", func(p *pipeline.Pipeline, in <-chan int, r *rand.Rand) <-chan int {
+		return pipeline.FanOutOrdered(p, in, 1+r.IntN(8), func(_ context.Context, v int) (int, error) { jitter(v); return 2 * v, nil })
+	}, twice)},
+	{"FlatMap", unorderedStop("flatmap", func(p *pipeline.Pipeline, in <-chan int, r *rand.Rand) <-chan int {
 		return pipeline.FlatMap(p, in, 1+r.IntN(8), func(_ context.Context, v int, emit func(int) error) error {
 			for j := range v % 3 {
 				if err := emit(v*3 + j); err != nil {
@@ -139,14 +141,14 @@ var relStopCases = []relStopCase{
 		}
 		return out
 	})},
-	{"FanOutWithOptions", relUnorderedStop("fanout", func(p *pipeline.Pipeline, in <-chan int, r *rand.Rand) <-chan int {
+	{"FanOutWithOptions", unorderedStop("fanout", func(p *pipeline.Pipeline, in <-chan int, r *rand.Rand) <-chan int {
 		var tried sync.Map
 		return pipeline.FanOut(p, in, 1+r.IntN(8), func(_ context.Context, v int) (int, error) {
 			if v%5 == 0 {
-				return 0, errRelSkip // skipped by OnError
+				return 0, errSkip // skipped by OnError
 			}
 			if _, again := tried.LoadOrStore(v, true); !again && v%3 == 0 {
-				return 0, errRelSkip // fails once, Retry runs it again
+				return 0, errSkip // fails once, Retry runs it again
 			}
 			return v, nil
 		}, pipeline.Retry(2, func(int) time.Duration { return 0 }),
@@ -159,19 +161,19 @@ var relStopCases = []relStopCase{
 		}
 		return []int{v}
 	})},
-	{"Buffer", relOrderedStop("buffer", func(p *pipeline.Pipeline, in <-chan int, r *rand.Rand) <-chan int {
+	{"Buffer", orderedStop("buffer", func(p *pipeline.Pipeline, in <-chan int, r *rand.Rand) <-chan int {
 		return pipeline.Buffer(p, in, 1+r.IntN(32))
-	}, relIdentity)},
-	{"Throttle", relOrderedStop("throttle", func(p *pipeline.Pipeline, in <-chan int, r *rand.Rand) <-chan int {
+	}, unchanged)},
+	{"Throttle", orderedStop("throttle", func(p *pipeline.Pipeline, in <-chan int, r *rand.Rand) <-chan int {
 		return pipeline.Throttle(p, in, time.Duration(1+r.IntN(10))*time.Microsecond, 1+r.IntN(64))
-	}, relIdentity)},
-	{"BatchUnbatch", relOrderedStop("unbatch", func(p *pipeline.Pipeline, in <-chan int, r *rand.Rand) <-chan int {
+	}, unchanged)},
+	{"BatchUnbatch", orderedStop("unbatch", func(p *pipeline.Pipeline, in <-chan int, r *rand.Rand) <-chan int {
 		return pipeline.Unbatch(p, pipeline.Batch(p, in, 1+r.IntN(16), time.Duration(r.IntN(3))*time.Millisecond))
-	}, relIdentity)},
+	}, unchanged)},
 	{"Batch", func(t *testing.T, r *rand.Rand) {
 		size := 1 + r.IntN(16)
-		p := pipeline.New(context.Background(), relBuf(r)...)
-		src, emitted := relStopSource(p, r, relIdentity)
+		p := pipeline.New(context.Background(), randomBuffer(r)...)
+		src, emitted := stopSource(p, r, unchanged)
 		// A long maxWait: only size, the input's end and Stop send a batch.
 		batches, err := pipeline.Collect(p, pipeline.Batch(p, src, size, time.Duration(r.IntN(2))*time.Hour))
 		require.NoError(t, err)
@@ -186,8 +188,8 @@ var relStopCases = []relStopCase{
 		assert.Equal(t, em, flat)
 	}},
 	{"Unbatch", func(t *testing.T, r *rand.Rand) {
-		p := pipeline.New(context.Background(), relBuf(r)...)
-		src, emitted := relStopSource(p, r, func(i int) []int { return slices.Repeat([]int{i}, i%4) })
+		p := pipeline.New(context.Background(), randomBuffer(r)...)
+		src, emitted := stopSource(p, r, func(i int) []int { return slices.Repeat([]int{i}, i%4) })
 		got, err := pipeline.Collect(p, pipeline.Unbatch(p, src))
 		require.NoError(t, err)
 		var want []int
@@ -198,20 +200,20 @@ var relStopCases = []relStopCase{
 		assert.Equal(t, want, got)
 	}},
 	{"Filter", func(t *testing.T, r *rand.Rand) {
-		p := pipeline.New(context.Background(), relBuf(r)...)
-		src, emitted := relStopSource(p, r, relIdentity)
+		p := pipeline.New(context.Background(), randomBuffer(r)...)
+		src, emitted := stopSource(p, r, unchanged)
 		got, err := pipeline.Collect(p, pipeline.Filter(p, src, func(v int) bool { return v%3 != 0 }))
 		require.NoError(t, err)
 		em := emitted()
 		want := slices.DeleteFunc(slices.Clone(em), func(v int) bool { return v%3 == 0 })
 		require.Equal(t, len(want), len(got), "every kept item reaches the sink")
 		assert.Equal(t, want, got)
-		f := relStage(t, p.Stats(), "filter")
+		f := stageStats(t, p, "filter#2")
 		assert.EqualValues(t, len(em)-len(want), f.Dropped, "every other item is counted as filtered")
 	}},
 	{"DropOnFull", func(t *testing.T, r *rand.Rand) {
-		p := pipeline.New(context.Background(), relBuf(r)...)
-		src, emitted := relStopSource(p, r, relIdentity)
+		p := pipeline.New(context.Background(), randomBuffer(r)...)
+		src, emitted := stopSource(p, r, unchanged)
 		var got []int
 		for v := range pipeline.All(p, pipeline.DropOnFull(p, src, 1+r.IntN(8))) {
 			if v%7 == 0 {
@@ -221,17 +223,17 @@ var relStopCases = []relStopCase{
 		}
 		require.NoError(t, p.Wait())
 		em := emitted()
-		d := relStage(t, p.Stats(), "droponfull")
+		d := stageStats(t, p, "droponfull#2")
 		assert.EqualValues(t, len(em), uint64(len(got))+d.Dropped, "every emitted item is delivered or counted as dropped")
 		assert.True(t, slices.IsSorted(got) && len(slices.Compact(slices.Clone(got))) == len(got), "delivered in order, once each")
 	}},
 	{"Merge", func(t *testing.T, r *rand.Rand) {
-		p := pipeline.New(context.Background(), relBuf(r)...)
+		p := pipeline.New(context.Background(), randomBuffer(r)...)
 		k := 1 + r.IntN(3)
 		ins := make([]<-chan int, k)
 		waits := make([]func() []int, k)
 		for i := range ins {
-			ins[i], waits[i] = relStopSource(p, r, func(v int) int { return i<<20 | v })
+			ins[i], waits[i] = stopSource(p, r, func(v int) int { return i<<20 | v })
 		}
 		got, err := pipeline.Collect(p, pipeline.Merge(p, ins...))
 		require.NoError(t, err)
@@ -245,9 +247,9 @@ var relStopCases = []relStopCase{
 		assert.ElementsMatch(t, want, got)
 	}},
 	{"Tee", func(t *testing.T, r *rand.Rand) {
-		p := pipeline.New(context.Background(), relBuf(r)...)
-		src, emitted := relStopSource(p, r, relIdentity)
-		got := coreReadAll(pipeline.Tee(p, src, 1+r.IntN(4)))
+		p := pipeline.New(context.Background(), randomBuffer(r)...)
+		src, emitted := stopSource(p, r, unchanged)
+		got := readAll(pipeline.Tee(p, src, 1+r.IntN(4)))
 		require.NoError(t, p.Wait())
 		em := emitted()
 		if len(em) == 0 {
@@ -259,21 +261,21 @@ var relStopCases = []relStopCase{
 	}},
 	{"Partition", func(t *testing.T, r *rand.Rand) {
 		n := 1 + r.IntN(5)
-		p := pipeline.New(context.Background(), relBuf(r)...)
-		src, emitted := relStopSource(p, r, relIdentity)
-		route := relRoute(r.Uint64())
-		got := coreReadAll(pipeline.Partition(p, src, n, route))
+		p := pipeline.New(context.Background(), randomBuffer(r)...)
+		src, emitted := stopSource(p, r, unchanged)
+		route := randomRoute(r.Uint64())
+		got := readAll(pipeline.Partition(p, src, n, route))
 		require.NoError(t, p.Wait())
 		want := make([][]int, n)
 		for _, v := range emitted() {
-			i := relWrap(route(v), n)
+			i := wrap(route(v), n)
 			want[i] = append(want[i], v)
 		}
 		assert.Equal(t, want, got, "every emitted item on its output, in order")
 	}},
 	{"ForEach", func(t *testing.T, r *rand.Rand) {
-		p := pipeline.New(context.Background(), relBuf(r)...)
-		src, emitted := relStopSource(p, r, relIdentity)
+		p := pipeline.New(context.Background(), randomBuffer(r)...)
+		src, emitted := stopSource(p, r, unchanged)
 		var mu sync.Mutex
 		var got []int
 		require.NoError(t, pipeline.ForEach(p, src, 1+r.IntN(6), func(_ context.Context, v int) error {
@@ -285,8 +287,8 @@ var relStopCases = []relStopCase{
 		assert.ElementsMatch(t, emitted(), got, "ForEach handles every emitted item")
 	}},
 	{"Reduce", func(t *testing.T, r *rand.Rand) {
-		p := pipeline.New(context.Background(), relBuf(r)...)
-		src, emitted := relStopSource(p, r, relIdentity)
+		p := pipeline.New(context.Background(), randomBuffer(r)...)
+		src, emitted := stopSource(p, r, unchanged)
 		sum, err := pipeline.Reduce(p, src, 0, func(acc, v int) int { return acc + v + 1 })
 		require.NoError(t, err)
 		want := 0
@@ -296,23 +298,23 @@ var relStopCases = []relStopCase{
 		assert.Equal(t, want, sum, "Reduce folds every emitted item")
 	}},
 	{"Drain", func(t *testing.T, r *rand.Rand) {
-		p := pipeline.New(context.Background(), relBuf(r)...)
-		src, emitted := relStopSource(p, r, relIdentity)
+		p := pipeline.New(context.Background(), randomBuffer(r)...)
+		src, emitted := stopSource(p, r, unchanged)
 		var seen atomic.Int64
 		counted := pipeline.FanOut(p, src, 1, func(_ context.Context, v int) (int, error) { seen.Add(1); return v, nil })
 		require.NoError(t, pipeline.Drain(p, counted))
 		assert.EqualValues(t, len(emitted()), seen.Load(), "every emitted item reaches Drain's input")
-		relAssertConserved(t, p.Stats())
+		assertConserved(t, p.Stats())
 	}},
 }
 
 func TestStop_LosesNothingInAnyStage(t *testing.T) {
-	r := relRand(t)
-	for _, c := range relStopCases {
+	r := newRand(t)
+	for _, c := range stopCases {
 		t.Run(c.name, func(t *testing.T) {
-			for i := range relStopRounds {
+			for i := range stopRounds {
 				t.Run(fmt.Sprint(i), func(t *testing.T) {
-					relGuard(t, relFuzzBound, func() { c.run(t, r) })
+					guard(t, func() { c.run(t, r) })
 				})
 			}
 		})
@@ -340,13 +342,13 @@ func TestStop_SourcesDeliverEveryItemTheyEmitted(t *testing.T) {
 			return pipeline.FromChan(p, ch), func() int { return len(ch) }
 		},
 	}
-	r := relRand(t)
+	r := newRand(t)
 	for kind, build := range sources {
 		t.Run(kind, func(t *testing.T) {
-			for range relStopRounds {
+			for range stopRounds {
 				n, k := 1+r.IntN(500), r.IntN(100)
-				p := pipeline.New(context.Background(), relBuf(r)...)
-				src, left := build(p, relInts(n))
+				p := pipeline.New(context.Background(), randomBuffer(r)...)
+				src, left := build(p, ints(n))
 				var got []int
 				for v := range pipeline.All(p, src) {
 					if len(got) == k {
@@ -355,9 +357,9 @@ func TestStop_SourcesDeliverEveryItemTheyEmitted(t *testing.T) {
 					got = append(got, v)
 				}
 				require.NoError(t, p.Wait())
-				s := relStage(t, p.Stats(), kind)
+				s := stageStats(t, p, kind+"#1")
 				require.EqualValues(t, s.Out, len(got), "the sink gets every item the source emitted")
-				assert.Equal(t, relInts(len(got)), got, "a prefix of the items, in order")
+				assert.Equal(t, ints(len(got)), got, "a prefix of the items, in order")
 				assert.GreaterOrEqual(t, len(got), min(n, k), "everything before Stop arrived")
 				if left != nil {
 					assert.Equal(t, n, len(got)+left(), "every value is delivered or still in the channel")
