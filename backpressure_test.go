@@ -19,6 +19,22 @@ import (
 
 // TestBuffer: a queue that lets upstream run ahead.
 func TestBuffer(t *testing.T) {
+	t.Run("takes Name, and BufferSize only when it says n", func(t *testing.T) {
+		p := pipeline.New(context.Background())
+		out := pipeline.Buffer(p, pipeline.Generate(p, 1, 2), 8, pipeline.Name("queue"), pipeline.BufferSize(8))
+		assert.Equal(t, 8, stageStats(t, p, "queue").QueueCap)
+		got, err := pipeline.Collect(p, out)
+		require.NoError(t, err)
+		assert.Equal(t, []int{1, 2}, got)
+
+		p = pipeline.New(context.Background())
+		out = pipeline.Buffer(p, pipeline.Generate(p, 1), 8, pipeline.BufferSize(4))
+		requireClosed(t, out)
+		err = p.Wait()
+		assert.ErrorIs(t, err, pipeline.ErrInvalidArgument)
+		assert.Contains(t, err.Error(), "BufferSize(4) contradicts the queue size n = 8")
+	})
+
 	t.Run("passes every item in order", func(t *testing.T) {
 		p := pipeline.New(context.Background())
 		got, err := pipeline.Collect(p, pipeline.Buffer(p, pipeline.Generate(p, ints(100)...), 5))

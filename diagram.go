@@ -13,8 +13,10 @@ import (
 // arrow per channel between stages, labelled with the upstream stage's queue
 // depth. Each node also shows the stage's live counters (in, out, and dropped
 // and errors when not zero), so a call while the pipeline runs is a
-// snapshot of its progress. Paste the text into a ```mermaid block of a
-// Markdown file to have GitHub draw it.
+// snapshot of its progress. A wiring mistake is marked on the stage: an
+// output no stage or sink reads, and a channel that several stages or sinks
+// read (each item goes to one of them); see [StageStats].Unread and Shared. Paste the text into a
+// ```mermaid block of a Markdown file to have GitHub draw it.
 func (p *Pipeline) Diagram() string {
 	if p == nil {
 		return "flowchart LR\n"
@@ -33,6 +35,12 @@ func (p *Pipeline) Diagram() string {
 		}
 		if st.Errors > 0 {
 			counts += fmt.Sprintf(" · errors %d", st.Errors)
+		}
+		if st.Unread > 0 {
+			counts += "<br/>⚠ output read by no stage"
+		}
+		if st.Shared > 0 {
+			counts += "<br/>⚠ channel split between readers"
 		}
 		fmt.Fprintf(&b, "    s%d[\"<b>%s</b><br/>%s · %s<br/>%s\"]\n",
 			i+1, mermaidText(st.Name), st.Kind, workers, counts)

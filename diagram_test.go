@@ -16,6 +16,45 @@ import (
 
 // TestDiagram: the Mermaid flowchart of a pipeline.
 func TestDiagram(t *testing.T) {
+	// Regression: Diagram called while stages were being built panicked (index out of range).
+	t.Run("called while stages are built it never panics", func(t *testing.T) {
+		p := pipeline.New(context.Background())
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					_ = p.Diagram()
+					_ = p.Stats()
+				}
+			}
+		}()
+		ch := pipeline.Generate(p, ints(10)...)
+		for range 300 {
+			ch = pipeline.Filter(p, ch, keepAll)
+		}
+		close(stop)
+		<-done
+		require.NoError(t, pipeline.Drain(p, ch))
+		assert.Equal(t, 300, strings.Count(p.Diagram(), "-->"))
+	})
+
+	t.Run("marks an unread output and a split channel", func(t *testing.T) {
+		p := pipeline.New(context.Background())
+		src := pipeline.Generate(p, 1)
+		_ = pipeline.Filter(p, src, keepAll)
+		_ = pipeline.Filter(p, src, keepAll)
+		d := p.Diagram()
+		assert.Equal(t, 2, strings.Count(d, "⚠ output read by no stage"))
+		assert.Equal(t, 3, strings.Count(d, "⚠ channel split between readers"))
+		p.Stop()
+		_ = p.Wait()
+	})
+
 	t.Run("draws one node per stage and the edges", func(t *testing.T) {
 		p := pipeline.New(context.Background())
 		src := pipeline.Generate(p, 1, 2, 3)

@@ -15,19 +15,24 @@ import (
 // goWorker runs body on a goroutine counted by the pipeline. A panic in body
 // (that is, in a user function it calls) fails the pipeline with a
 // *StageError holding a *PanicError and the item returned by item (which may
-// be nil). exit always runs last, with clean = true if body returned normally.
+// be nil); so does a runtime.Goexit, with ErrGoexit. exit always runs last,
+// with clean = true if body returned normally.
 func goWorker(p *Pipeline, s *stage, item func() any, body func(), exit func(clean bool)) {
 	s.live.Add(1)
 	started := p.spawn(func() {
 		defer s.live.Add(-1)
 		clean := false
 		defer func() {
-			if x := recover(); x != nil {
+			if x := recover(); x != nil || !clean {
 				var it any
 				if item != nil {
 					it = item()
 				}
-				p.fail(&StageError{Stage: s.name, Item: it, Err: panicError(x)})
+				var cause error = ErrGoexit // body neither returned nor panicked
+				if x != nil {
+					cause = panicError(x)
+				}
+				p.fail(&StageError{Stage: s.name, Item: it, Err: cause})
 			}
 			exit(clean)
 		}()
@@ -68,11 +73,13 @@ type caller[T, R any] struct {
 	cfg  *stageConfig
 	fn   func(context.Context, T) (R, error)
 	slow bool // a Timeout, Retry or Limit option is set
+	tell bool // T is a Discarder
 }
 
 func newCaller[T, R any](p *Pipeline, s *stage, cfg *stageConfig, fn func(context.Context, T) (R, error)) *caller[T, R] {
 	return &caller[T, R]{p: p, s: s, cfg: cfg, fn: fn,
-		slow: cfg.timeout > 0 || cfg.attempts > 1 || cfg.limiter != nil}
+		slow: cfg.timeout > 0 || cfg.attempts > 1 || cfg.limiter != nil,
+		tell: discarder[T]()}
 }
 
 // call runs the function on v: once, or as the stage's Retry option says,
@@ -147,25 +154,27 @@ func (p *Pipeline) sleep(d time.Duration) bool {
 	}
 }
 
-// settle decides what a failed item means. It returns true if the stage
-// should go on (the item was skipped through OnError). An error that arrives
-// after the pipeline is cancelled is a consequence of that, not a new
-// failure.
-func settle(p *Pipeline, s *stage, cfg *stageConfig, t *counters, item any, err error) bool {
+// settle decides what the failure of the call on item v means. It returns
+// true if the stage should go on (the item was skipped through OnError, and
+// told so if its type is a Discarder). An error that arrives after the
+// pipeline is cancelled is a consequence of that, not a new failure.
+func (c *caller[T, R]) settle(t *counters, v T, err error) bool {
 	t.errors.Add(1)
-	if p.interrupted() {
+	if c.p.interrupted() {
 		return false
 	}
-	se := &StageError{Stage: s.name, Item: item, Err: err}
-	if cfg.onError != nil {
-		if herr := cfg.onError(se); herr != nil {
-			p.fail(herr)
+	se := &StageError{Stage: c.s.name, Item: v, Err: err}
+	if c.cfg.onError != nil {
+		if herr := c.cfg.onError(se); herr != nil {
+			c.p.fail(herr)
 			return false
 		}
-		discard(item, se)
+		if c.tell {
+			discard(v, se)
+		}
 		return true
 	}
-	p.fail(se)
+	c.p.fail(se)
 	return false
 }
 
@@ -174,7 +183,7 @@ func settle(p *Pipeline, s *stage, cfg *stageConfig, t *counters, item any, err 
 func callAndSend[T, R any](c *caller[T, R], t *counters, out chan R, v T) bool {
 	r, err := c.call(t, v)
 	if err != nil {
-		return settle(c.p, c.s, c.cfg, t, v, err)
+		return c.settle(t, v, err)
 	}
 	return sendCounted(c.p, t, out, r)
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 )
 
 // ErrInvalidArgument is wrapped by every error that reports a bad argument to
@@ -29,6 +30,33 @@ var ErrFiltered = errors.New("pipeline: filtered out")
 
 // ErrDropped is the reason a [Discarder] item is given when [DropOnFull] sheds it.
 var ErrDropped = errors.New("pipeline: dropped on full queue")
+
+// ErrGoexit is the cause a [*StageError] carries when a user function called
+// runtime.Goexit (directly, or through testing's t.FailNow from the wrong
+// goroutine): its goroutine ended without returning, so its item cannot be
+// accounted for, and the pipeline fails rather than lose it.
+var ErrGoexit = errors.New("pipeline: runtime.Goexit called in a user function")
+
+// ShutdownError is what [Pipeline.Shutdown] returns when its context ends
+// before the pipeline has drained: the context's error, and the stages that
+// were still running then, each as "name: what held it up" (its output full
+// or read by no stage, waiting for a Limiter slot, in a user call, waiting
+// for input). errors.Is(err, context.DeadlineExceeded) holds for a deadline.
+type ShutdownError struct {
+	Err     error    // the context's error
+	Running []string // the stages still running when it ended
+}
+
+// Error reports the context's error and the stages still running.
+func (e *ShutdownError) Error() string {
+	if len(e.Running) == 0 {
+		return fmt.Sprintf("pipeline: shutdown: %v", e.Err)
+	}
+	return fmt.Sprintf("pipeline: shutdown: %v; still running: %s", e.Err, strings.Join(e.Running, "; "))
+}
+
+// Unwrap returns Err.
+func (e *ShutdownError) Unwrap() error { return e.Err }
 
 // errEarlyExit is the cancellation cause used when a sink ends early on purpose
 // ([First], breaking out of a range over [All]). It is never returned by Wait.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"iter"
 	"math"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -381,5 +382,74 @@ func TestDiscarder(t *testing.T) {
 			assert.False(t, seen[id], "item %d was both delivered and dropped", id)
 		}
 		assert.Equal(t, items, len(seen)+len(told), "every item was delivered or told")
+	})
+}
+
+// Regression: runtime.Goexit in a user function hung Wait (one worker) or lost the item and returned nil.
+func TestErrGoexit(t *testing.T) {
+	cases := []struct {
+		name  string
+		build func(p *pipeline.Pipeline) <-chan int
+	}{
+		{"FanOut, one worker", func(p *pipeline.Pipeline) <-chan int {
+			return pipeline.FanOut(p, pipeline.Generate(p, ints(100)...), 1, func(_ context.Context, v int) (int, error) {
+				if v == 3 {
+					runtime.Goexit()
+				}
+				return v, nil
+			})
+		}},
+		{"FanOut, two workers", func(p *pipeline.Pipeline) <-chan int {
+			return pipeline.FanOut(p, pipeline.Generate(p, ints(100)...), 2, func(_ context.Context, v int) (int, error) {
+				if v == 3 {
+					runtime.Goexit()
+				}
+				return v, nil
+			})
+		}},
+		{"Filter", func(p *pipeline.Pipeline) <-chan int {
+			return pipeline.Filter(p, pipeline.Generate(p, ints(100)...), func(v int) bool {
+				if v == 3 {
+					runtime.Goexit()
+				}
+				return true
+			})
+		}},
+		{"FanOutOrdered", func(p *pipeline.Pipeline) <-chan int {
+			return pipeline.FanOutOrdered(p, pipeline.Generate(p, ints(100)...), 2, func(_ context.Context, v int) (int, error) {
+				if v == 3 {
+					runtime.Goexit()
+				}
+				return v, nil
+			})
+		}},
+		{"Produce", func(p *pipeline.Pipeline) <-chan int {
+			return pipeline.Produce(p, func(_ context.Context, emit func(int) error) error {
+				_ = emit(1)
+				runtime.Goexit()
+				return nil
+			})
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name+" fails the pipeline with ErrGoexit", func(t *testing.T) {
+			p := pipeline.New(context.Background())
+			var err error
+			within(t, "Drain", func() { err = pipeline.Drain(p, c.build(p)) })
+			assert.ErrorIs(t, err, pipeline.ErrGoexit)
+			var se *pipeline.StageError
+			assert.ErrorAs(t, err, &se)
+		})
+	}
+	t.Run("a Finally hook that calls it still ends the pipeline for every Wait", func(t *testing.T) {
+		p := pipeline.New(context.Background())
+		p.Finally(func(error) error { runtime.Goexit(); return nil })
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = p.Wait() // this goroutine is ended by the hook
+		}()
+		<-done
+		assert.ErrorIs(t, p.Wait(), pipeline.ErrGoexit)
 	})
 }

@@ -67,7 +67,7 @@ func FlatMap[T, R any](p *Pipeline, in <-chan T, workers int, fn func(ctx contex
 			})
 			return func(v T) bool {
 				if _, err := c.call(t, v); err != nil {
-					return settle(p, &n.s, &n.cfg, t, v, err)
+					return c.settle(t, v, err)
 				}
 				return true
 			}

@@ -5,7 +5,13 @@ package pipeline
 // result) and the Finally hooks that run at the end. The states these move
 // the pipeline through are laid out at the top of pipeline.go.
 
-import "context"
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+)
 
 // Wait blocks until every goroutine of every stage has returned, and every
 // sink running on another goroutine ([Collect], [Reduce], [First], [Drain],
@@ -37,10 +43,8 @@ func (p *Pipeline) Wait() error {
 			return err
 		case !p.ending && p.running == 0 && p.sinks == 0:
 			p.ending = true
-			hooks := p.finally
-			p.finally = nil
 			p.mu.Unlock()
-			p.end(hooks)
+			p.end()
 			continue
 		}
 		idle := p.idleCh()
@@ -49,24 +53,42 @@ func (p *Pipeline) Wait() error {
 	}
 }
 
-// end runs the Finally hooks, fixes the result and wakes every Wait.
-func (p *Pipeline) end(hooks []func(error) error) {
+// end runs the Finally hooks, fixes the result and wakes every Wait. The
+// result is fixed even if a hook calls runtime.Goexit (which ends the
+// goroutine of this Wait: the others still return).
+func (p *Pipeline) end() {
 	p.mu.Lock()
 	err := p.err
 	p.mu.Unlock()
-	for _, h := range hooks {
-		if herr := runHook(h, err); herr != nil && err == nil {
-			err = herr
+	returned := false
+	defer func() {
+		if !returned && err == nil {
+			err = &StageError{Stage: "finally", Err: ErrGoexit}
+		}
+		p.mu.Lock()
+		if p.err == nil {
+			p.err = err
+		}
+		p.ended = true
+		p.wakeWaiters()
+		p.mu.Unlock()
+		p.cancel(context.Canceled)
+	}()
+	for {
+		p.mu.Lock()
+		hooks := p.finally
+		p.finally = nil
+		p.mu.Unlock()
+		if len(hooks) == 0 {
+			break
+		}
+		for _, h := range hooks {
+			if herr := runHook(h, err); herr != nil && err == nil {
+				err = herr
+			}
 		}
 	}
-	p.mu.Lock()
-	if p.err == nil {
-		p.err = err
-	}
-	p.ended = true
-	p.wakeWaiters()
-	p.mu.Unlock()
-	p.cancel(context.Canceled)
+	returned = true
 }
 
 // runHook calls a Finally hook; a panic in it is its error.
@@ -97,13 +119,14 @@ func (p *Pipeline) Finally(fn func(result error) error) {
 		return
 	}
 	p.mu.Lock()
-	if !p.ending {
+	if !p.ended { // a hook may register another: end runs it too
 		p.finally = append(p.finally, fn)
 		p.mu.Unlock()
 		return
 	}
+	err := p.err
 	p.mu.Unlock()
-	_ = runHook(fn, p.Wait())
+	_ = runHook(fn, err)
 }
 
 // Stop ends the pipeline gracefully: sources stop emitting (their emit returns
@@ -130,7 +153,17 @@ func (p *Pipeline) Stop() {
 // included) and returns its result as [Pipeline.Wait] does. If ctx ends
 // first, it cancels the pipeline (with ctx's cause, which becomes the
 // pipeline's failure if a stage was still running), waits for every stage
-// goroutine to return, and returns ctx.Err().
+// goroutine to return, and returns a [*ShutdownError]: it wraps ctx.Err()
+// and names the stages that were still running when ctx ended, with what
+// held each up (a full output nobody reads, a Limiter slot, a user call).
+//
+// Called from a function of one of the pipeline's own stages (a ForEach
+// function, say), Shutdown does not wait for that call, which is its caller:
+// it returns nil once everything else has drained (the pipeline then ends
+// when the call returns), or, if ctx ends first, cancels and returns the
+// ShutdownError once every other goroutine has returned. From a sink's loop
+// body (a range over [All], a [Reduce] function) call [Pipeline.Stop]
+// instead: Shutdown there waits for ctx to end.
 func (p *Pipeline) Shutdown(ctx context.Context) error {
 	if p == nil {
 		return errNilPipeline()
@@ -139,20 +172,77 @@ func (p *Pipeline) Shutdown(ctx context.Context) error {
 		return errArg("Shutdown", "nil context")
 	}
 	p.Stop()
-	if p.quiet(true, ctx.Done()) {
+	self := 0 // goroutines of the pipeline not to wait for: the caller's own
+	if onStageGoroutine() {
+		self = 1
+	}
+	if p.quiet(true, ctx.Done(), self) {
+		p.mu.Lock()
+		selfRunning := p.running > 0
+		p.mu.Unlock()
+		if selfRunning {
+			return nil // Wait would wait for the caller
+		}
 		return p.Wait()
 	}
+	running := p.stillRunning()
 	p.cancelRunning(context.Cause(ctx))
-	p.quiet(false, nil)
-	return ctx.Err()
+	p.quiet(false, nil, self)
+	return &ShutdownError{Err: ctx.Err(), Running: running}
 }
 
-// quiet waits until no stage goroutine is left and, if withSinks, no sink
-// either, or until done is closed; it reports which.
-func (p *Pipeline) quiet(withSinks bool, done <-chan struct{}) bool {
+// onStageGoroutine reports whether the caller runs on a goroutine that a
+// pipeline started for a stage (the one frame every such goroutine was
+// created by). Only Shutdown asks, once.
+func onStageGoroutine() bool {
+	buf := make([]byte, 16<<10)
+	for {
+		n := runtime.Stack(buf, false)
+		if n < len(buf) {
+			return bytes.Contains(buf[:n], []byte("\ncreated by github.com/ec0f1147/pipeline.(*Pipeline).spawn "))
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// stillRunning describes each stage that has a goroutine alive, and what
+// holds it up, from its Stats.
+func (p *Pipeline) stillRunning() []string {
+	stages, stats := p.view()
+	var out []string
+	for i, s := range stages {
+		if s.live.Load() == 0 {
+			continue
+		}
+		st := stats[i]
+		var why []string
+		if st.Unread > 0 {
+			why = append(why, "its output is read by no stage or sink")
+		} else if st.QueueCap > 0 && st.QueueLen == st.QueueCap {
+			why = append(why, fmt.Sprintf("sending to a full output (%d/%d)", st.QueueLen, st.QueueCap))
+		}
+		if l := s.limiter; l != nil && l.waiting() > 0 {
+			why = append(why, fmt.Sprintf("waiting for a Limiter slot (%d of %d in use)", l.InUse(), l.Limit()))
+		}
+		if st.Busy > 0 {
+			why = append(why, fmt.Sprintf("in a user call (%d of %d workers)", st.Busy, st.Workers))
+		}
+		if len(why) == 0 && s.source {
+			why = append(why, "in its source function")
+		} else if len(why) == 0 {
+			why = append(why, "waiting for input")
+		}
+		out = append(out, s.name+": "+strings.Join(why, ", "))
+	}
+	return out
+}
+
+// quiet waits until no stage goroutine is left (but self: the caller's) and,
+// if withSinks, no sink either, or until done is closed; it reports which.
+func (p *Pipeline) quiet(withSinks bool, done <-chan struct{}, self int) bool {
 	for {
 		p.mu.Lock()
-		if p.running == 0 && (!withSinks || p.sinks == 0) {
+		if p.running <= self && (!withSinks || p.sinks == 0) {
 			p.mu.Unlock()
 			return true
 		}

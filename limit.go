@@ -74,6 +74,13 @@ func (l *Limiter) InUse() int {
 	return l.used
 }
 
+// waiting returns the number of calls waiting for slots.
+func (l *Limiter) waiting() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.waiters.Len()
+}
+
 // heldKey marks, in a call's context, the *heldSlot of the limiter whose slot
 // the call holds through the Limit option.
 type heldKey struct{}

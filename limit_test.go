@@ -5,6 +5,7 @@ package pipeline_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +19,42 @@ import (
 
 // TestLimiter: a pool of slots shared by stages and pipelines, resizable.
 func TestLimiter(t *testing.T) {
+	// Regression: NewLimiter(math.MaxInt) admitted a call while another held every slot, and InUse went negative.
+	t.Run("a limiter of math.MaxInt slots never overflows", func(t *testing.T) {
+		l := pipeline.NewLimiter(math.MaxInt)
+		p := pipeline.New(context.Background())
+		release := make(chan struct{})
+		holding := make(chan struct{})
+		second := make(chan struct{})
+		heavy := pipeline.Weighted(l, func(v int) int {
+			if v == 0 {
+				return math.MaxInt
+			}
+			return 1
+		}, func(_ context.Context, v int) (int, error) {
+			if v == 0 {
+				close(holding)
+				<-release
+			} else {
+				close(second)
+			}
+			return v, nil
+		})
+		out := pipeline.FanOut(p, pipeline.Generate(p, 0, 1), 2, heavy)
+		await(t, holding, "the call holding every slot")
+		select {
+		case <-second:
+			t.Fatal("a second call was admitted while every slot was held")
+		case <-time.After(50 * time.Millisecond):
+		}
+		assert.Equal(t, math.MaxInt, l.InUse())
+		close(release)
+		got, err := pipeline.Collect(p, out)
+		require.NoError(t, err)
+		assert.Len(t, got, 2)
+		assert.Zero(t, l.InUse())
+	})
+
 	t.Run("caps concurrency across stages sharing it", func(t *testing.T) {
 		for _, n := range []int{1, 3, 5} {
 			t.Run(fmt.Sprintf("n=%d", n), func(t *testing.T) {

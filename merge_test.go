@@ -4,6 +4,7 @@ package pipeline_test
 
 import (
 	"context"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -15,6 +16,17 @@ import (
 
 // TestMerge: many inputs into one output.
 func TestMerge(t *testing.T) {
+	// Regression: Merge with more than 1<<20 inputs panicked after starting 1<<20 goroutines.
+	t.Run("more than 1<<20 inputs is refused before any goroutine starts", func(t *testing.T) {
+		p := pipeline.New(context.Background())
+		ins := make([]<-chan int, 1<<20+1)
+		before := runtime.NumGoroutine()
+		out := pipeline.Merge(p, ins...)
+		assert.LessOrEqual(t, runtime.NumGoroutine(), before)
+		requireClosed(t, out)
+		assert.ErrorIs(t, p.Wait(), pipeline.ErrInvalidArgument)
+	})
+
 	t.Run("sends every item of every input, each input in order", func(t *testing.T) {
 		p := pipeline.New(context.Background())
 		a := pipeline.Generate(p, ints(100)...)

@@ -46,6 +46,24 @@ func TestBufferSize(t *testing.T) {
 
 // TestOnError: the handler that decides whether a failed item fails the pipeline.
 func TestOnError(t *testing.T) {
+	// Regression: OnError on a FanOut[any] called Discard, though an interface type parameter never is a Discarder.
+	t.Run("skips without telling an item of an interface type", func(t *testing.T) {
+		p := pipeline.New(context.Background())
+		item := &ticket{}
+		out := pipeline.FanOut(p, pipeline.Generate[any](p, item), 1, func(context.Context, any) (any, error) {
+			return nil, errors.New("no")
+		}, pipeline.OnError(func(*pipeline.StageError) error { return nil }))
+		require.NoError(t, pipeline.Drain(p, out))
+		assert.Zero(t, item.told())
+
+		p = pipeline.New(context.Background())
+		out2 := pipeline.FanOut(p, pipeline.Generate(p, item), 1, func(context.Context, *ticket) (int, error) {
+			return 0, errors.New("no")
+		}, pipeline.OnError(func(*pipeline.StageError) error { return nil }))
+		require.NoError(t, pipeline.Drain(p, out2))
+		assert.Equal(t, 1, item.told(), "a concrete Discarder type is told")
+	})
+
 	t.Run("a handler's error fails the pipeline", func(t *testing.T) {
 		bad := errors.New("bad item")
 		fatal := errors.New("core: too many bad items")

@@ -25,8 +25,8 @@ func FanOutOrdered[T, R any](p *Pipeline, in <-chan T, workers int, fn func(cont
 // results leave in input order. At most window finished results wait for an
 // earlier one.
 func runOrdered[T, R any](n *node[T, R], window int, c *caller[T, R]) {
-	p, s, out := n.p, &n.s, n.out
-	o := &reorder[R]{ring: make([]slot[R], window)}
+	p, out := n.p, n.out
+	o := &reorder[R]{ring: make([]slot[R], min(window, initialWindow)), max: window}
 	o.room.L = &o.mu
 	var inMu sync.Mutex
 	var nextIn uint64
@@ -47,7 +47,7 @@ func runOrdered[T, R any](n *node[T, R], window int, c *caller[T, R]) {
 			t.called.Add(1)
 			state := uint8(1)
 			if err != nil {
-				if !settle(p, s, c.cfg, t, v, err) {
+				if !c.settle(t, v, err) {
 					o.abort()
 					return
 				}
@@ -64,14 +64,21 @@ func runOrdered[T, R any](n *node[T, R], window int, c *caller[T, R]) {
 	})
 }
 
+// initialWindow is the reorder ring's first size: it doubles, up to the
+// stage's window, only as results actually wait, so that a large worker count
+// costs no memory up front.
+const initialWindow = 64
+
 // reorder holds finished results until every earlier one has been sent. It is
-// a fixed ring: memory does not grow with the input, and a worker whose
-// result is too far ahead waits for room. Whoever stores the next result to be
-// sent becomes the flusher and sends every consecutive ready result.
+// a ring bounded by max: memory does not grow with the input, and a worker
+// whose result is too far ahead waits for room. Whoever stores the next
+// result to be sent becomes the flusher and sends every consecutive ready
+// result.
 type reorder[R any] struct {
 	mu       sync.Mutex
 	room     sync.Cond
 	ring     []slot[R]
+	max      int // the window: the most the ring grows to
 	nextOut  uint64
 	flushing bool
 	aborted  bool
@@ -88,14 +95,18 @@ type slot[R any] struct {
 func (o *reorder[R]) put(p *Pipeline, t *counters, out chan R, seq uint64, v R, state uint8) bool {
 	o.mu.Lock()
 	for seq-o.nextOut >= uint64(len(o.ring)) && !o.aborted {
+		if len(o.ring) < o.max {
+			o.grow()
+			continue
+		}
 		o.room.Wait()
 	}
 	if o.aborted {
 		o.mu.Unlock()
+		p.interrupted() // this worker's result is lost with the stage
 		return false
 	}
-	n := uint64(len(o.ring))
-	o.ring[seq%n] = slot[R]{v: v, state: state}
+	o.ring[seq%uint64(len(o.ring))] = slot[R]{v: v, state: state}
 	if o.flushing || seq != o.nextOut {
 		o.mu.Unlock()
 		return true
@@ -103,7 +114,8 @@ func (o *reorder[R]) put(p *Pipeline, t *counters, out chan R, seq uint64, v R, 
 	o.flushing = true
 	var zero R
 	for {
-		sl := &o.ring[o.nextOut%n]
+		// The ring may have grown while the lock was released to send.
+		sl := &o.ring[o.nextOut%uint64(len(o.ring))]
 		if sl.state == 0 {
 			break
 		}
@@ -128,6 +140,16 @@ func (o *reorder[R]) put(p *Pipeline, t *counters, out chan R, seq uint64, v R, 
 	o.flushing = false
 	o.mu.Unlock()
 	return true
+}
+
+// grow doubles the ring (up to max), keeping every waiting result at its
+// place for the new size. o.mu is held.
+func (o *reorder[R]) grow() {
+	old := o.ring
+	o.ring = make([]slot[R], min(2*len(old), o.max))
+	for seq := o.nextOut; seq < o.nextOut+uint64(len(old)); seq++ {
+		o.ring[seq%uint64(len(o.ring))] = old[seq%uint64(len(old))]
+	}
 }
 
 func (o *reorder[R]) abort() {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -19,6 +20,29 @@ import (
 
 // TestFanOutOrdered: FanOut that sends results in input order.
 func TestFanOutOrdered(t *testing.T) {
+	// Regression: a large accepted worker count allocated the whole reorder window up front (out of memory).
+	t.Run("a large worker count allocates no window up front", func(t *testing.T) {
+		type big [60 << 10]byte // 4096 workers: a 16,384-result window of these would be 960 MiB
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		p := pipeline.New(context.Background())
+		out := pipeline.FanOutOrdered(p, pipeline.Generate(p, ints(64)...), 4096, func(_ context.Context, v int) (big, error) {
+			var b big
+			b[0] = byte(v)
+			return b, nil
+		}, pipeline.BufferSize(0))
+		n := 0
+		for b := range pipeline.All(p, out) {
+			assert.Equal(t, byte(n), b[0], "input order")
+			n++
+		}
+		require.NoError(t, p.Wait())
+		runtime.ReadMemStats(&after)
+		assert.Equal(t, 64, n)
+		assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(512<<20), "memory follows the results, not the worker count")
+	})
+
 	t.Run("keeps input order under random delay", func(t *testing.T) {
 		const n = 300
 		for _, workers := range []int{1, 2, 5, 16} {

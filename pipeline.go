@@ -181,6 +181,17 @@ func (p *Pipeline) fail(err error) {
 	p.cancel(first)
 }
 
+// failUnlessEnded is fail, but only while the pipeline has not ended: a
+// misuse after the end must not change the result every Wait returned.
+func (p *Pipeline) failUnlessEnded(err error) {
+	p.mu.Lock()
+	ended := p.ending
+	p.mu.Unlock()
+	if !ended {
+		p.fail(err)
+	}
+}
+
 // cancelRunning cancels the pipeline from outside with cause, and records
 // the cause as the failure only if some stage is still running (otherwise
 // nothing can be lost).

@@ -206,6 +206,46 @@ func TestPipeline_Nil(t *testing.T) {
 
 // TestWait: the pipeline's one result.
 func TestWait(t *testing.T) {
+	// Regression: a stage built while Wait was returning on another goroutine neither ran nor failed.
+	t.Run("a stage built while Wait returns either runs or fails", func(t *testing.T) {
+		for range 300 {
+			p := pipeline.New(context.Background())
+			first := pipeline.Generate(p, 1)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				_ = pipeline.Drain(p, first)
+			}()
+			late := pipeline.Generate(p, 7)
+			got, err := pipeline.Collect(p, late)
+			<-done
+			if err == nil {
+				assert.Equal(t, []int{7}, got, "a late stage that did not fail ran")
+			} else {
+				assert.ErrorIs(t, err, pipeline.ErrInvalidArgument)
+			}
+		}
+	})
+
+	t.Run("before any sink it returns once the stages have, and buffered items stay readable", func(t *testing.T) {
+		p := pipeline.New(context.Background())
+		out := pipeline.Generate(p, 1, 2, 3)
+		require.NoError(t, p.Wait(), "three items fit the 64-slot buffer: the source ended")
+		var got []int
+		for v := range out {
+			got = append(got, v)
+		}
+		assert.Equal(t, []int{1, 2, 3}, got)
+	})
+
+	t.Run("a stage built after it returned is reported by every later call", func(t *testing.T) {
+		p := pipeline.New(context.Background())
+		require.NoError(t, p.Wait())
+		_ = pipeline.Generate(p, 1)
+		assert.ErrorIs(t, p.Wait(), pipeline.ErrInvalidArgument)
+		assert.ErrorIs(t, p.Wait(), pipeline.ErrInvalidArgument)
+	})
+
 	t.Run("many goroutines get the same result", func(t *testing.T) {
 		boom := errors.New("boom")
 		p := pipeline.New(context.Background())
@@ -376,6 +416,81 @@ func TestStop(t *testing.T) {
 
 // TestShutdown: Stop, then wait for the pipeline to drain, within a context.
 func TestShutdown(t *testing.T) {
+	// Regression: Shutdown with a deadline from inside a ForEach function deadlocked forever.
+	t.Run("from inside a stage's function drains everything else and returns", func(t *testing.T) {
+		p := pipeline.New(context.Background())
+		var emitted atomic.Int64
+		src := counter(p, &emitted)
+		handled := 0
+		shut := make(chan error, 1)
+		var err error
+		within(t, "ForEach", func() {
+			err = pipeline.ForEach(p, src, 1, func(_ context.Context, v int) error {
+				handled++
+				if v == 5 {
+					ctx, cancel := context.WithTimeout(context.Background(), hangBound)
+					defer cancel()
+					shut <- p.Shutdown(ctx)
+				}
+				return nil
+			})
+		})
+		require.NoError(t, err)
+		assert.NoError(t, <-shut, "everything but the calling call drained")
+		assert.Equal(t, int(emitted.Load()), handled, "nothing lost")
+	})
+
+	// Regression: the same, when the drain cannot finish before the deadline.
+	t.Run("from inside a stage's function returns at its deadline", func(t *testing.T) {
+		p := pipeline.New(context.Background())
+		shut := make(chan error, 1)
+		var err error
+		within(t, "ForEach", func() {
+			err = pipeline.ForEach(p, pipeline.Generate(p, 0, 1), 2, func(ctx context.Context, v int) error {
+				if v == 0 {
+					<-ctx.Done() // holds the drain up until the cancel
+					return ctx.Err()
+				}
+				ctx2, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+				defer cancel()
+				shut <- p.Shutdown(ctx2)
+				return nil
+			})
+		})
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+		serr := <-shut
+		var se *pipeline.ShutdownError
+		require.ErrorAs(t, serr, &se)
+		assert.ErrorIs(t, serr, context.DeadlineExceeded)
+	})
+
+	t.Run("its deadline error names the stages still blocked and on what", func(t *testing.T) {
+		p := pipeline.New(context.Background())
+		l := pipeline.NewLimiter(1)
+		held := make(chan struct{})
+		// A source whose output nobody reads; a FanOut whose two workers wait
+		// on one Limiter slot held by a call that never returns by itself.
+		_ = pipeline.Generate(p, ints(200)...)
+		_ = pipeline.FanOut(p, pipeline.Generate(p, 1, 2), 2, func(ctx context.Context, v int) (int, error) {
+			close(held)
+			<-ctx.Done()
+			return v, ctx.Err()
+		}, pipeline.Limit(l), pipeline.Name("calls"))
+		await(t, held, "the first call")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+		defer cancel()
+		var err error
+		within(t, "Shutdown", func() { err = p.Shutdown(ctx) })
+		var se *pipeline.ShutdownError
+		require.ErrorAs(t, err, &se)
+		msg := err.Error()
+		assert.Contains(t, msg, "generate#1: its output is read by no stage or sink")
+		assert.Contains(t, msg, "calls: its output is read by no stage or sink")
+		assert.Contains(t, msg, "waiting for a Limiter slot (1 of 1 in use)")
+		assert.Contains(t, msg, "in a user call (2 of 2 workers)")
+		assert.Len(t, se.Running, 2)
+	})
+
 	t.Run("returns nil when it drains in time", func(t *testing.T) {
 		var emitted atomic.Int64
 		p := pipeline.New(context.Background())
@@ -427,7 +542,10 @@ func TestShutdown(t *testing.T) {
 		defer cancel()
 		var err error
 		within(t, "Shutdown", func() { err = p.Shutdown(ctx) })
-		assert.Equal(t, context.DeadlineExceeded, err)
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+		var se *pipeline.ShutdownError
+		require.ErrorAs(t, err, &se)
+		assert.Equal(t, []string{"fanout#2: its output is read by no stage or sink, in a user call (2 of 2 workers)"}, se.Running)
 		// When Shutdown returns, every goroutine of the pipeline has returned:
 		// no call is running and the output is closed.
 		assert.Zero(t, live.Load())

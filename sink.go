@@ -58,7 +58,7 @@ func ForEach[T any](p *Pipeline, in <-chan T, workers int, fn func(context.Conte
 		n.each(func(t *counters) func(T) bool {
 			return func(v T) bool {
 				if _, err := c.call(t, v); err != nil {
-					return settle(p, &n.s, &n.cfg, t, v, err)
+					return c.settle(t, v, err)
 				}
 				t.out.Add(1) // handled: counted as out
 				return true

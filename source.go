@@ -6,7 +6,9 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"iter"
+	"sync"
 )
 
 // Generate is a source that emits items in order on its output, then closes
@@ -15,7 +17,7 @@ import (
 // takes no options: to name it or size its output, use [FromSeq] with
 // slices.Values(items) and [Name] or [BufferSize].
 func Generate[T any](p *Pipeline, items ...T) <-chan T {
-	return source(p, "generate", nil, "", func(_ context.Context, emit func(T) error) error {
+	return source(p, "generate", nil, "", nil, func(_ context.Context, _ inlet[T], emit func(T) error) error {
 		for _, v := range items {
 			if p.stopped.Load() {
 				return ErrStopped
@@ -33,7 +35,7 @@ func Generate[T any](p *Pipeline, items ...T) <-chan T {
 // stopped. A panic in seq fails the pipeline with a [*PanicError]. A nil seq
 // is an invalid argument.
 func FromSeq[T any](p *Pipeline, seq iter.Seq[T], opts ...StageOption) <-chan T {
-	return source(p, "fromseq", opts, mustNotBeNil(seq == nil, "seq"), func(_ context.Context, emit func(T) error) error {
+	return source(p, "fromseq", opts, mustNotBeNil(seq == nil, "seq"), nil, func(_ context.Context, _ inlet[T], emit func(T) error) error {
 		if p.stopped.Load() {
 			return ErrStopped
 		}
@@ -58,8 +60,10 @@ func FromSeq[T any](p *Pipeline, seq iter.Seq[T], opts ...StageOption) <-chan T 
 // own buffer and its own line in [Pipeline.Stats]. A nil ch is an invalid
 // argument.
 func FromChan[T any](p *Pipeline, ch <-chan T, opts ...StageOption) <-chan T {
-	in := inlet[T]{ch: ch, foreign: true}
-	return source(p, "fromchan", opts, mustNotBeNil(ch == nil, "channel"), func(_ context.Context, emit func(T) error) error {
+	if ch == nil {
+		return source[T](p, "fromchan", opts, mustNotBeNil(true, "channel"), nil, nil)
+	}
+	return source(p, "fromchan", opts, "", ch, func(_ context.Context, in inlet[T], emit func(T) error) error {
 		for {
 			v, ok := in.next(p)
 			if !ok {
@@ -83,7 +87,9 @@ func FromChan[T any](p *Pipeline, ch <-chan T, opts ...StageOption) <-chan T {
 // end. Any other error fails the pipeline as a [*StageError]; a panic in fn
 // fails it with a [*PanicError]. A nil fn is an invalid argument.
 func Produce[T any](p *Pipeline, fn func(ctx context.Context, emit func(T) error) error, opts ...StageOption) <-chan T {
-	return source(p, "produce", opts, mustNotBeNil(fn == nil, "fn"), fn)
+	return source(p, "produce", opts, mustNotBeNil(fn == nil, "fn"), nil, func(ctx context.Context, _ inlet[T], emit func(T) error) error {
+		return fn(ctx, emit)
+	})
 }
 
 // The built-in sources (Generate, FromSeq, FromChan) look at Stop before
@@ -93,21 +99,36 @@ func Produce[T any](p *Pipeline, fn func(ctx context.Context, emit func(T) error
 
 // source is the one loop behind every source stage: it runs fn on the
 // stage's goroutine with an emit that counts, obeys Stop and cancellation,
-// and sends with the non-blocking fast path first.
-func source[T any](p *Pipeline, kind string, opts []StageOption, bad string, fn func(context.Context, func(T) error) error) <-chan T {
+// and sends with the non-blocking fast path first. from, if not nil, is the
+// channel FromChan forwards: adopted like any stage's input, so that one of
+// the pipeline's own channels is read to its end (it closes on Stop and
+// cancel like every output of the pipeline) and an outside one as FromChan
+// promises.
+func source[T any](p *Pipeline, kind string, opts []StageOption, bad string, from <-chan T, fn func(context.Context, inlet[T], func(T) error) error) <-chan T {
 	sp := spec{kind: kind, workers: 1, outs: 1, allowed: optsBasic, source: true, bad: bad}
-	return build(p, sp, opts, func(n *node[T, T]) {
+	start := func(n *node[T, T]) {
 		ctr, out := &n.s.ctr[0], n.out
 		produce := kind == "produce"
 		var stop <-chan struct{} // nil: a taken item is delivered despite Stop
 		ctx, cancel := p.ctx, context.CancelFunc(nil)
+		// Produce's fn may hand emit to goroutines of its own: an emit after
+		// fn has returned is refused (guard), never a send on a closed channel.
+		var guard sync.RWMutex
+		returned := false
 		if produce {
 			stop = p.stopCh
 			ctx, cancel = p.stopContext()
 		}
 		emit := func(v T) error {
-			if produce && p.stopped.Load() {
-				return ErrStopped
+			if produce {
+				guard.RLock()
+				defer guard.RUnlock()
+				if returned {
+					return emitAfterReturn(p, n.s.name)
+				}
+				if p.stopped.Load() {
+					return ErrStopped
+				}
 			}
 			if p.interrupted() {
 				return context.Cause(p.ctx)
@@ -119,7 +140,7 @@ func source[T any](p *Pipeline, kind string, opts []StageOption, bad string, fn 
 			return nil
 		}
 		n.goOne(func(*counters) {
-			err := fn(ctx, emit)
+			err := fn(ctx, n.in, emit)
 			switch {
 			case err == nil, errors.Is(err, ErrStopped):
 			case p.interrupted():
@@ -127,8 +148,28 @@ func source[T any](p *Pipeline, kind string, opts []StageOption, bad string, fn 
 			default:
 				p.fail(&StageError{Stage: n.s.name, Err: err})
 			}
-		}, cancel)
-	}).out
+		}, func() {
+			if produce {
+				guard.Lock()
+				returned = true
+				guard.Unlock()
+				cancel()
+			}
+		})
+	}
+	if from != nil {
+		return build(p, sp, opts, start, from).out
+	}
+	return build(p, sp, opts, start).out
+}
+
+// emitAfterReturn is the error of an emit called after its Produce function
+// returned. The item is refused; while the pipeline still runs, the misuse
+// fails it, so that the refused item is not lost silently.
+func emitAfterReturn(p *Pipeline, stage string) error {
+	err := fmt.Errorf("%w: %s: emit called after the source function returned", ErrInvalidArgument, stage)
+	p.failUnlessEnded(err)
+	return err
 }
 
 // stopContext returns a child of the pipeline's context that is also

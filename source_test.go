@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -32,6 +33,26 @@ func TestFromSeq(t *testing.T) {
 
 // TestFromChan: a source reading a channel made outside the pipeline.
 func TestFromChan(t *testing.T) {
+	// Regression: FromChan given one of the pipeline's own channels hung on Stop and lost items.
+	t.Run("given one of the pipeline's own channels, Stop drains it and loses nothing", func(t *testing.T) {
+		p := pipeline.New(context.Background())
+		var emitted atomic.Int64
+		own := counter(p, &emitted)
+		handled := 0
+		var err error
+		within(t, "ForEach", func() {
+			err = pipeline.ForEach(p, pipeline.FromChan(p, own), 1, func(_ context.Context, v int) error {
+				handled++
+				if v == 100 {
+					p.Stop()
+				}
+				return nil
+			})
+		})
+		require.NoError(t, err)
+		assert.Equal(t, int(emitted.Load()), handled)
+	})
+
 	t.Run("rejects invalid arguments", func(t *testing.T) {
 		runInvalid(t, []invalidCase{
 			{"FromChan nil channel", nil, func(p *pipeline.Pipeline) built { return closedAtOnce(pipeline.FromChan(p, nilInts)) },
@@ -94,6 +115,30 @@ func TestFromChan(t *testing.T) {
 
 // TestProduce: a source driven by a function calling emit.
 func TestProduce(t *testing.T) {
+	// Regression: emit called after the Produce function returned panicked with "send on closed channel".
+	t.Run("an emit after the function returned is refused with an error", func(t *testing.T) {
+		p := pipeline.New(context.Background())
+		late := make(chan error, 1)
+		var sent atomic.Int64
+		src := pipeline.Produce(p, func(_ context.Context, emit func(int) error) error {
+			go func() {
+				for {
+					if err := emit(1); err != nil {
+						late <- err
+						return
+					}
+					sent.Add(1)
+				}
+			}()
+			return nil
+		})
+		got, _ := pipeline.Collect(p, src)
+		err := <-late
+		assert.ErrorIs(t, err, pipeline.ErrInvalidArgument)
+		assert.Contains(t, err.Error(), "emit called after the source function returned")
+		assert.Equal(t, int(sent.Load()), len(got), "every emit that succeeded was delivered")
+	})
+
 	t.Run("emit returns ErrStopped after Stop", func(t *testing.T) {
 		p := pipeline.New(context.Background())
 		var emitErr error

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -16,6 +17,30 @@ import (
 
 // TestTee: every item to every output.
 func TestTee(t *testing.T) {
+	// Regression: Tee or Partition with n far above the limit, on a finished pipeline, allocated 1<<20 outputs.
+	t.Run("n out of range returns no outputs and allocates none, also after Wait", func(t *testing.T) {
+		p := pipeline.New(context.Background())
+		require.NoError(t, p.Wait())
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		outs := pipeline.Tee(p, pipeline.Generate(p, 1), 1<<30)
+		parts := pipeline.Partition(p, pipeline.Generate(p, 1), 1<<30, routeToFirst)
+		runtime.ReadMemStats(&after)
+		assert.Empty(t, outs)
+		assert.Empty(t, parts)
+		assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(1<<20))
+	})
+
+	t.Run("takes Name and BufferSize", func(t *testing.T) {
+		p := pipeline.New(context.Background())
+		outs := pipeline.Tee(p, pipeline.Generate(p, 1, 2), 2, pipeline.Name("copy"), pipeline.BufferSize(5))
+		st := stageStats(t, p, "copy")
+		assert.Equal(t, 10, st.QueueCap)
+		got := readAll(outs)
+		assert.Equal(t, [][]int{{1, 2}, {1, 2}}, got)
+		require.NoError(t, p.Wait())
+	})
+
 	t.Run("sends every item to every output in order", func(t *testing.T) {
 		const n = 200
 		for _, outputs := range []int{1, 2, 5} {
@@ -49,6 +74,16 @@ func TestTee(t *testing.T) {
 
 // TestPartition: every item to the output its route picks.
 func TestPartition(t *testing.T) {
+	t.Run("takes Name and BufferSize", func(t *testing.T) {
+		p := pipeline.New(context.Background())
+		outs := pipeline.Partition(p, pipeline.Generate(p, 1, 2, 3), 3, func(v int) int { return v }, pipeline.Name("route"), pipeline.BufferSize(2))
+		st := stageStats(t, p, "route")
+		assert.Equal(t, 6, st.QueueCap)
+		got := readAll(outs)
+		assert.Equal(t, [][]int{{3}, {1}, {2}}, got)
+		require.NoError(t, p.Wait())
+	})
+
 	t.Run("routes each item to route mod n", func(t *testing.T) {
 		routes := []int{0, 1, 2, 3, 4, 5, -1, -2, -3, -4, -5, -7, 7, 100, -100,
 			math.MaxInt, math.MaxInt - 1, math.MinInt, math.MinInt + 1}

@@ -5,6 +5,7 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -15,6 +16,74 @@ import (
 
 // TestStats: stage names, kinds, workers, queues and busy calls.
 func TestStats(t *testing.T) {
+	// Regression: snapshots taken while items flowed showed Out+Dropped+Errors above In, and Busy above Workers.
+	t.Run("every snapshot is consistent while items flow", func(t *testing.T) {
+		p := pipeline.New(context.Background())
+		src := pipeline.Generate(p, ints(20000)...)
+		sq := pipeline.FanOut(p, src, 1, identity)
+		ev := pipeline.Filter(p, sq, func(v int) bool { return v%2 == 0 })
+		sk := pipeline.FanOut(p, ev, 3, func(_ context.Context, v int) (int, error) {
+			if v%10 == 0 {
+				return 0, errors.New("skip")
+			}
+			return v, nil
+		}, pipeline.OnError(func(*pipeline.StageError) error { return nil }))
+		done := make(chan error, 1)
+		go func() { done <- pipeline.Drain(p, sk) }()
+		for ended := false; !ended; {
+			select {
+			case err := <-done:
+				require.NoError(t, err)
+				ended = true
+			default:
+			}
+			for _, st := range p.Stats() {
+				if st.Kind == "generate" {
+					continue
+				}
+				assert.LessOrEqual(t, st.Out+st.Dropped+st.Errors, st.In, "%s", st.Name)
+				assert.LessOrEqual(t, st.Busy, st.Workers, "%s", st.Name)
+			}
+		}
+	})
+
+	t.Run("an output no stage or sink reads is Unread; a channel two stages read is Shared", func(t *testing.T) {
+		p := pipeline.New(context.Background())
+		src := pipeline.Generate(p, ints(10)...)
+		a := pipeline.FanOut(p, src, 1, identity, pipeline.Name("a"))
+		b := pipeline.FanOut(p, src, 1, identity, pipeline.Name("b")) // src split between a and b
+		dangling := pipeline.Filter(p, a, keepAll, pipeline.Name("dangling"))
+		_ = dangling
+		assert.Equal(t, 1, stageStats(t, p, "generate#1").Shared)
+		assert.Equal(t, 1, stageStats(t, p, "a").Shared)
+		assert.Equal(t, 1, stageStats(t, p, "b").Shared)
+		assert.Equal(t, 1, stageStats(t, p, "dangling").Unread)
+		assert.Equal(t, 1, stageStats(t, p, "b").Unread, "b's output is not read yet")
+		assert.Zero(t, stageStats(t, p, "a").Unread)
+		outs := pipeline.Tee(p, b, 2, pipeline.Name("tee"))
+		assert.Zero(t, stageStats(t, p, "b").Unread)
+		assert.Equal(t, 2, stageStats(t, p, "tee").Unread)
+		p.Stop()
+		go func() { _ = pipeline.Drain(p, outs[1]) }()
+		go func() { _ = pipeline.Drain(p, dangling) }()
+		_ = pipeline.Drain(p, outs[0])
+		assert.Zero(t, stageStats(t, p, "tee").Unread, "sinks count as readers")
+		assert.Zero(t, stageStats(t, p, "dangling").Unread)
+		require.NoError(t, p.Wait())
+	})
+
+	t.Run("an outside channel read by two stages is Shared on both", func(t *testing.T) {
+		p := pipeline.New(context.Background())
+		ch := make(chan int)
+		close(ch)
+		pipeline.FanOut(p, ch, 1, identity, pipeline.Name("x"))
+		pipeline.Filter(p, ch, keepAll, pipeline.Name("y"))
+		assert.Equal(t, 1, stageStats(t, p, "x").Shared)
+		assert.Equal(t, 1, stageStats(t, p, "y").Shared)
+		p.Stop()
+		assert.NoError(t, p.Wait())
+	})
+
 	t.Run("names default to kind and index", func(t *testing.T) {
 		p := pipeline.New(context.Background())
 		src := pipeline.Generate(p, 1, 2, 3)
