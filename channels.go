@@ -21,21 +21,29 @@ type inlet[T any] struct {
 	foreign bool
 }
 
-// next returns the next item of the input; false once it has ended: closed,
-// the pipeline cancelled (the reason recorded), or, for a foreign channel,
-// stopped. A stage whose input is foreign is the pipeline's source as far as
-// Stop goes: once it sees Stop it takes nothing more from the channel (a
-// receive already under way may still take one value, which is delivered),
-// and what the channel still holds stays there.
+// next returns the next item of the input for a stage; false once it has
+// ended: closed, the pipeline cancelled (the reason recorded: an item taken
+// then is lost with the stage), or, for a foreign channel, stopped. A stage
+// whose input is foreign is the pipeline's source as far as Stop goes: once
+// it sees Stop it takes nothing more from the channel (a receive already
+// under way may still take one value, which is delivered), and what the
+// channel still holds stays there.
 func (in inlet[T]) next(p *Pipeline) (v T, ok bool) {
-	if in.foreign {
-		v, ok = in.nextForeign(p)
-	} else {
-		v, ok = <-in.ch
-	}
-	if ok && p.interrupted() {
+	if v, ok = in.receive(p); ok && p.interrupted() {
 		return v, false
 	}
+	return v, ok
+}
+
+// receive is next for a sink: it takes what the pipeline's own channel
+// holds even once the pipeline is cancelled or has ended (every item there
+// was delivered; the channel closes once its stage is gone), and reads a
+// foreign channel as next does.
+func (in inlet[T]) receive(p *Pipeline) (v T, ok bool) {
+	if in.foreign {
+		return in.nextForeign(p)
+	}
+	v, ok = <-in.ch
 	return v, ok
 }
 

@@ -73,9 +73,10 @@ const (
 	chaosPanic     // the call number at panics
 	chaosSkip      // some items fail and OnError skips them
 	chaosTransient // the first call on each value fails, Retry re-runs it
+	chaosGoexit    // the call number at calls runtime.Goexit
 )
 
-var chaosFaultNames = [...]string{"", "error", "panic", "skip", "transient"}
+var chaosFaultNames = [...]string{"", "error", "panic", "skip", "transient", "goexit"}
 
 type chaosFault struct{ kind, at int }
 
@@ -87,7 +88,9 @@ func (f chaosFault) String() string {
 }
 
 // fatal reports whether the fault fails the pipeline when it happens.
-func (f chaosFault) fatal() bool { return f.kind == chaosError || f.kind == chaosPanic }
+func (f chaosFault) fatal() bool {
+	return f.kind == chaosError || f.kind == chaosPanic || f.kind == chaosGoexit
+}
 
 // Sources.
 const (
@@ -120,11 +123,12 @@ const (
 	chaosStop
 	chaosCancel
 	chaosStopThenCancel
-	chaosShutdown // Shutdown with a short deadline, from another goroutine
+	chaosShutdown       // Shutdown with a short deadline, from another goroutine
+	chaosShutdownInside // Shutdown with a short deadline, from inside a stage's or sink's function
 	chaosActions
 )
 
-var chaosActionNames = [...]string{"none", "stop", "cancel", "stop+cancel", "shutdown"}
+var chaosActionNames = [...]string{"none", "stop", "cancel", "stop+cancel", "shutdown", "shutdown-inside"}
 
 type chaosSource struct {
 	kind  int
@@ -132,9 +136,10 @@ type chaosSource struct {
 	base  int64
 	fault chaosFault // Produce: error or panic after at emits; FromSeq: panic
 
-	idx     int        // stats index, once built
-	ch      chan int64 // FromChan's channel
-	emitted []int64    // what Produce's emit accepted
+	idx     int               // stats index, once built
+	ch      chan int64        // FromChan's channel
+	emitted []int64           // what Produce's emit accepted
+	emit    func(int64) error // Produce's emit, called again once the run has ended
 }
 
 type chaosStep struct {
@@ -196,7 +201,7 @@ func (r *chaosReader) u64() uint64 {
 
 func (r *chaosReader) fault(calls bool) chaosFault {
 	f := chaosFault{at: r.n(48)}
-	switch x := r.n(20); {
+	switch x := r.n(21); {
 	case x < 13:
 	case x < 15:
 		f.kind = chaosError
@@ -204,11 +209,13 @@ func (r *chaosReader) fault(calls bool) chaosFault {
 		f.kind = chaosPanic
 	case x < 19:
 		f.kind = chaosSkip
-	default:
+	case x < 20:
 		f.kind = chaosTransient
+	default:
+		f.kind = chaosGoexit
 	}
-	if !calls && f.kind != chaosPanic {
-		f.kind = chaosNoFault // Filter, Partition: the function can only panic
+	if !calls && f.kind != chaosPanic && f.kind != chaosGoexit {
+		f.kind = chaosNoFault // Filter, Partition: the function can only panic or Goexit
 	}
 	return f
 }
@@ -353,14 +360,15 @@ type chaosRun struct {
 	stopped   atomic.Bool
 	cancelled atomic.Bool
 	deadline  atomic.Bool // a Shutdown ran out of time
-	fired     sync.Once
+	fired     atomic.Bool // the action has fired (not a sync.Once: others must not wait for it)
 	armed     atomic.Bool
 	actions   sync.WaitGroup // actions fired from other goroutines
 
 	shutdownErr error
 	shutdownRan bool
 	checks      []func(st []pipeline.StageStats) error
-	inexact     bool // a DropOnFull sheds items: the sink gets a subset
+	inexact     bool        // a DropOnFull sheds items: the sink gets a subset
+	lateFailed  atomic.Bool // the late stage was built after the end: later Waits report it
 
 	sinkIdx  int        // the ForEach stage, or -1
 	sinkStep *chaosStep // the ForEach sink's function
@@ -387,19 +395,21 @@ func (r *chaosRun) arm() {
 }
 
 func (r *chaosRun) fire() {
-	r.fired.Do(func() {
-		// Shutdown waits for the pipeline, so it must not run on one of the
-		// pipeline's own goroutines.
-		if r.pr.async || r.pr.action == chaosShutdown {
-			r.actions.Add(1)
-			go func() {
-				defer r.actions.Done()
-				r.act()
-			}()
-			return
-		}
-		r.act()
-	})
+	if !r.fired.CompareAndSwap(false, true) {
+		return
+	}
+	// Shutdown from outside waits for the pipeline, so it must not run on
+	// one of the pipeline's own goroutines; shutdown-inside runs on the
+	// caller's goroutine on purpose.
+	if r.pr.async || r.pr.action == chaosShutdown {
+		r.actions.Add(1)
+		go func() {
+			defer r.actions.Done()
+			r.act()
+		}()
+		return
+	}
+	r.act()
 }
 
 func (r *chaosRun) act() {
@@ -416,7 +426,7 @@ func (r *chaosRun) act() {
 		runtime.Gosched()
 		r.cancelled.Store(true)
 		r.cancel(errCancel)
-	case chaosShutdown:
+	case chaosShutdown, chaosShutdownInside:
 		r.stopped.Store(true)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(r.pr.trigger)*5*time.Microsecond)
 		defer cancel()
@@ -452,6 +462,11 @@ func (r *chaosRun) inject(f chaosFault, calls *atomic.Int64, failed *sync.Map, s
 		if int(n) == f.at {
 			r.faulted.Store(true)
 			panic(chaosPanicValue)
+		}
+	case chaosGoexit:
+		if int(n) == f.at {
+			r.faulted.Store(true)
+			runtime.Goexit()
 		}
 	case chaosSkip:
 		if chaosSkipped(v, salt) {
@@ -555,6 +570,7 @@ func (r *chaosRun) buildSource(s *chaosSource) <-chan int64 {
 		return pipeline.FromChan(r.p, s.ch)
 	default:
 		return pipeline.Produce(r.p, func(_ context.Context, emit func(int64) error) error {
+			s.emit = emit
 			for i, v := range items {
 				r.tick()
 				if i == s.fault.at {
@@ -565,6 +581,9 @@ func (r *chaosRun) buildSource(s *chaosSource) <-chan int64 {
 					case chaosPanic:
 						r.faulted.Store(true)
 						panic(chaosPanicValue)
+					case chaosGoexit:
+						r.faulted.Store(true)
+						runtime.Goexit()
 					}
 				}
 				if err := emit(v); err != nil {
@@ -709,6 +728,8 @@ func (r *chaosRun) outcome(err error) string {
 		return "failed:error"
 	case errors.As(err, &pe):
 		return "failed:panic"
+	case errors.Is(err, pipeline.ErrGoexit):
+		return "failed:goexit"
 	case errors.Is(err, errCancel):
 		return "failed:cancel"
 	case errors.Is(err, context.DeadlineExceeded):
@@ -762,7 +783,7 @@ func (r *chaosRun) run() chaosResult {
 	r.lim = pipeline.NewLimiter(pr.slots)
 	r.sinkIdx = -1
 
-	r.armed.Store(pr.action != chaosShutdown)
+	r.armed.Store(pr.action != chaosShutdown && pr.action != chaosShutdownInside)
 	var timer *time.Timer
 	if pr.delay > 0 && pr.action != chaosNone {
 		r.actions.Add(1)
@@ -794,12 +815,89 @@ func (r *chaosRun) run() chaosResult {
 	if pr.sink != chaosForEach { // ForEach builds its stage as it runs
 		r.arm()
 	}
+	watched := r.watch()
+	// A stage built while the sink and Wait return, on another goroutine:
+	// it must run or fail, never neither. (Not with ForEach, whose stage is
+	// built as the sink starts, nor with an early exit, which may cancel it.)
+	late := make(chan []string, 1)
+	if pr.trigger%4 == 0 && pr.sink != chaosForEach && pr.sink != chaosFirst && pr.sink != chaosAllBreak {
+		go func() { late <- r.lateStage() }()
+	} else {
+		late <- nil
+	}
 	err := r.runSink(out)
 	if timer != nil && timer.Stop() {
 		r.actions.Done()
 	}
 	r.actions.Wait()
-	return chaosResult{err: err, problems: r.verify(err, outCount), outcome: r.outcome(err)}
+	problems := append(<-late, watched()...)
+	problems = append(problems, r.verify(err, outCount)...)
+	// An emit kept by a Produce function and called once the run has ended
+	// is refused, and changes nothing.
+	for _, s := range pr.sources {
+		if s.emit == nil {
+			continue
+		}
+		if e := s.emit(1); !errors.Is(e, pipeline.ErrInvalidArgument) {
+			problems = append(problems, fmt.Sprintf("an emit after the Produce function returned gave %v", e))
+		}
+		if again := r.p.Wait(); again != err && !r.lateFailed.Load() {
+			problems = append(problems, fmt.Sprintf("a late emit changed Wait from %v to %v", err, again))
+		}
+	}
+	return chaosResult{err: err, problems: problems, outcome: r.outcome(err)}
+}
+
+// watch calls Stats and Diagram over and over while the run goes on, and
+// checks every snapshot; the returned function stops it and gives the
+// problems found.
+func (r *chaosRun) watch() func() []string {
+	stop := make(chan struct{})
+	found := make(chan []string, 1)
+	go func() {
+		var problems []string
+		for {
+			select {
+			case <-stop:
+				found <- problems
+				return
+			default:
+			}
+			_ = r.p.Diagram()
+			for _, s := range r.p.Stats() {
+				if s.Busy > s.Workers {
+					problems = append(problems, fmt.Sprintf("a snapshot of %s showed Busy %d with %d workers", s.Name, s.Busy, s.Workers))
+				}
+				if s.Kind != "flatmap" && s.Out+s.Dropped+s.Errors > s.In {
+					problems = append(problems, fmt.Sprintf("a snapshot of %s showed Out %d + Dropped %d + Errors %d above In %d", s.Name, s.Out, s.Dropped, s.Errors, s.In))
+				}
+			}
+			if len(problems) > 0 {
+				<-stop
+				found <- problems
+				return
+			}
+			runtime.Gosched()
+		}
+	}()
+	return func() []string {
+		close(stop)
+		return <-found
+	}
+}
+
+// lateStage builds a source and its sink while the run's sink and Wait may
+// be returning: the source either delivers its item or fails as built too
+// late, or the run was stopped or failed.
+func (r *chaosRun) lateStage() []string {
+	got, err := pipeline.Collect(r.p, pipeline.Generate(r.p, int64(-1)))
+	if errors.Is(err, pipeline.ErrInvalidArgument) {
+		r.lateFailed.Store(true)
+	}
+	if len(got) != 1 && err == nil && !r.stopped.Load() {
+		return []string{"a stage built while Wait returned neither ran nor failed"}
+	}
+	return nil
 }
 
 func (r *chaosRun) runSink(out <-chan int64) error {
@@ -911,7 +1009,8 @@ func (r *chaosRun) verify(err error, outCount chaosCount) []string {
 	case err == nil && faulted && !early:
 		bad("an injected failure happened but Wait returned nil")
 	case err != nil:
-		ok := faulted && (errors.Is(err, errInjected) || errors.As(err, &pe) && pe.Value == chaosPanicValue)
+		ok := faulted && (errors.Is(err, errInjected) || errors.As(err, &pe) && pe.Value == chaosPanicValue ||
+			errors.Is(err, pipeline.ErrGoexit))
 		ok = ok || cancelled && errors.Is(err, errCancel)
 		ok = ok || deadline && errors.Is(err, context.DeadlineExceeded)
 		if !ok {
@@ -922,11 +1021,13 @@ func (r *chaosRun) verify(err error, outCount chaosCount) []string {
 			bad("an injected error arrived without its *StageError: %v", err)
 		}
 	}
-	if again := r.p.Wait(); again != err {
+	if again := r.p.Wait(); again != err && !(r.lateFailed.Load() && errors.Is(again, pipeline.ErrInvalidArgument)) {
 		bad("Wait returned %v after the sink returned %v", again, err)
 	}
 	// Shutdown returns Wait's result, or ctx.Err() if its deadline came first.
-	if r.shutdownRan && r.shutdownErr != err && !errors.Is(r.shutdownErr, context.DeadlineExceeded) {
+	// From inside a stage's function it returns nil once the rest drained.
+	inside := r.pr.action == chaosShutdownInside && r.shutdownErr == nil
+	if r.shutdownRan && r.shutdownErr != err && !errors.Is(r.shutdownErr, context.DeadlineExceeded) && !inside {
 		bad("Shutdown returned %v, Wait %v", r.shutdownErr, err)
 	}
 	if err != nil || early {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"time"
 )
 
 // Wait blocks until every goroutine of every stage has returned, and every
@@ -157,13 +158,15 @@ func (p *Pipeline) Stop() {
 // and names the stages that were still running when ctx ended, with what
 // held each up (a full output nobody reads, a Limiter slot, a user call).
 //
-// Called from a function of one of the pipeline's own stages (a ForEach
-// function, say), Shutdown does not wait for that call, which is its caller:
-// it returns nil once everything else has drained (the pipeline then ends
-// when the call returns), or, if ctx ends first, cancels and returns the
-// ShutdownError once every other goroutine has returned. From a sink's loop
-// body (a range over [All], a [Reduce] function) call [Pipeline.Stop]
-// instead: Shutdown there waits for ctx to end.
+// Called from one of the pipeline's own goroutines (a stage's function, a
+// source's function), Shutdown cannot wait: the stages after the caller wait
+// for it, and the pipeline cannot end before the function returns. There it
+// stops the pipeline, returns nil at once, and cancels the pipeline if it has
+// not ended by ctx's deadline ([Pipeline.Wait] then reports
+// context.DeadlineExceeded); a ctx cancelled before its deadline (by a
+// deferred cancel, say) changes nothing once Shutdown has returned. From a
+// sink's loop body (a range over [All], a [Reduce] function) call
+// [Pipeline.Stop] instead: Shutdown there waits for ctx to end.
 func (p *Pipeline) Shutdown(ctx context.Context) error {
 	if p == nil {
 		return errNilPipeline()
@@ -172,22 +175,19 @@ func (p *Pipeline) Shutdown(ctx context.Context) error {
 		return errArg("Shutdown", "nil context")
 	}
 	p.Stop()
-	self := 0 // goroutines of the pipeline not to wait for: the caller's own
 	if onStageGoroutine() {
-		self = 1
-	}
-	if p.quiet(true, ctx.Done(), self) {
-		p.mu.Lock()
-		selfRunning := p.running > 0
-		p.mu.Unlock()
-		if selfRunning {
-			return nil // Wait would wait for the caller
+		if deadline, ok := ctx.Deadline(); ok {
+			t := time.AfterFunc(time.Until(deadline), func() { p.cancelRunning(context.DeadlineExceeded) })
+			p.Finally(func(error) error { t.Stop(); return nil })
 		}
+		return nil
+	}
+	if p.quiet(true, ctx.Done()) {
 		return p.Wait()
 	}
 	running := p.stillRunning()
 	p.cancelRunning(context.Cause(ctx))
-	p.quiet(false, nil, self)
+	p.quiet(false, nil)
 	return &ShutdownError{Err: ctx.Err(), Running: running}
 }
 
@@ -237,12 +237,12 @@ func (p *Pipeline) stillRunning() []string {
 	return out
 }
 
-// quiet waits until no stage goroutine is left (but self: the caller's) and,
-// if withSinks, no sink either, or until done is closed; it reports which.
-func (p *Pipeline) quiet(withSinks bool, done <-chan struct{}, self int) bool {
+// quiet waits until no stage goroutine is left and, if withSinks, no sink
+// either, or until done is closed; it reports which.
+func (p *Pipeline) quiet(withSinks bool, done <-chan struct{}) bool {
 	for {
 		p.mu.Lock()
-		if p.running <= self && (!withSinks || p.sinks == 0) {
+		if p.running == 0 && (!withSinks || p.sinks == 0) {
 			p.mu.Unlock()
 			return true
 		}

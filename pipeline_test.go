@@ -441,7 +441,7 @@ func TestShutdown(t *testing.T) {
 	})
 
 	// Regression: the same, when the drain cannot finish before the deadline.
-	t.Run("from inside a stage's function returns at its deadline", func(t *testing.T) {
+	t.Run("from inside a stage's function cancels at its deadline", func(t *testing.T) {
 		p := pipeline.New(context.Background())
 		shut := make(chan error, 1)
 		var err error
@@ -458,10 +458,30 @@ func TestShutdown(t *testing.T) {
 			})
 		})
 		assert.ErrorIs(t, err, context.DeadlineExceeded)
-		serr := <-shut
-		var se *pipeline.ShutdownError
-		require.ErrorAs(t, serr, &se)
-		assert.ErrorIs(t, serr, context.DeadlineExceeded)
+		assert.NoError(t, <-shut, "it returned at once, without waiting for its own caller")
+	})
+
+	t.Run("from inside a source's function returns at once and the rest drains", func(t *testing.T) {
+		p := pipeline.New(context.Background())
+		src := pipeline.Produce(p, func(_ context.Context, emit func(int) error) error {
+			for i := 0; ; i++ {
+				if i == 10 {
+					ctx, cancel := context.WithTimeout(context.Background(), hangBound)
+					defer cancel()
+					assert.NoError(t, p.Shutdown(ctx))
+				}
+				if err := emit(i); err != nil {
+					return err
+				}
+			}
+		})
+		var got []int
+		within(t, "Collect", func() {
+			var err error
+			got, err = pipeline.Collect(p, pipeline.Throttle(p, src, time.Microsecond, 4))
+			assert.NoError(t, err)
+		})
+		assert.Equal(t, ints(10), got)
 	})
 
 	t.Run("its deadline error names the stages still blocked and on what", func(t *testing.T) {

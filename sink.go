@@ -33,7 +33,7 @@ func Collect[T any](p *Pipeline, in <-chan T) ([]T, error) {
 	leave := p.enterSink()
 	var out []T
 	for {
-		v, ok := src.next(p)
+		v, ok := src.receive(p)
 		if !ok {
 			break
 		}
@@ -88,7 +88,7 @@ func Reduce[T, A any](p *Pipeline, in <-chan T, init A, fn func(A, T) A) (A, err
 			}
 		}()
 		for {
-			v, ok := src.next(p)
+			v, ok := src.receive(p)
 			if !ok {
 				return
 			}
@@ -111,7 +111,7 @@ func First[T any](p *Pipeline, in <-chan T) (T, bool, error) {
 		return zero, false, p.Wait()
 	}
 	leave := p.enterSink()
-	v, ok := src.next(p)
+	v, ok := src.receive(p)
 	if ok {
 		p.endEarly()
 	}
@@ -127,7 +127,7 @@ func Drain[T any](p *Pipeline, in <-chan T) error {
 	if ok {
 		leave := p.enterSink()
 		for ok {
-			_, ok = src.next(p)
+			_, ok = src.receive(p)
 		}
 		leave()
 	}
@@ -156,7 +156,7 @@ func All[T any](p *Pipeline, in <-chan T) iter.Seq[T] {
 			_ = p.Wait()
 		}()
 		for {
-			v, ok := src.next(p)
+			v, ok := src.receive(p)
 			if !ok {
 				break
 			}
