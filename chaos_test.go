@@ -1013,6 +1013,8 @@ func (r *chaosRun) verify(err error, outCount chaosCount) []string {
 			errors.Is(err, pipeline.ErrGoexit))
 		ok = ok || cancelled && errors.Is(err, errCancel)
 		ok = ok || deadline && errors.Is(err, context.DeadlineExceeded)
+		// A stage built racing the end may fail, and the Wait ending then reports it.
+		ok = ok || r.lateFailed.Load() && errors.Is(err, pipeline.ErrInvalidArgument)
 		if !ok {
 			bad("unexpected error %v (faulted=%v cancelled=%v shutdown deadline=%v)", err, faulted, cancelled, deadline)
 		}

@@ -40,7 +40,14 @@ func TestLimiter(t *testing.T) {
 			}
 			return v, nil
 		})
-		out := pipeline.FanOut(p, pipeline.Generate(p, 0, 1), 2, heavy)
+		src := pipeline.Produce(p, func(_ context.Context, emit func(int) error) error {
+			if err := emit(0); err != nil {
+				return err
+			}
+			<-holding // item 1 comes once item 0 holds every slot
+			return emit(1)
+		})
+		out := pipeline.FanOut(p, src, 2, heavy)
 		await(t, holding, "the call holding every slot")
 		select {
 		case <-second:

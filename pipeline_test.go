@@ -488,15 +488,21 @@ func TestShutdown(t *testing.T) {
 		p := pipeline.New(context.Background())
 		l := pipeline.NewLimiter(1)
 		held := make(chan struct{})
-		// A source whose output nobody reads; a FanOut whose two workers wait
-		// on one Limiter slot held by a call that never returns by itself.
-		_ = pipeline.Generate(p, ints(200)...)
+		// A stage whose output nobody reads, and its source blocked behind
+		// it; a FanOut whose two workers wait on one Limiter slot held by a
+		// call that never returns by itself.
+		_ = pipeline.FanOut(p, pipeline.Generate(p, ints(200)...), 1, identity, pipeline.Name("stuck"))
+		var once sync.Once
 		_ = pipeline.FanOut(p, pipeline.Generate(p, 1, 2), 2, func(ctx context.Context, v int) (int, error) {
-			close(held)
+			once.Do(func() { close(held) }) // the call that got the slot
 			<-ctx.Done()
 			return v, ctx.Err()
 		}, pipeline.Limit(l), pipeline.Name("calls"))
 		await(t, held, "the first call")
+		require.Eventually(t, func() bool {
+			g, s := stageStats(t, p, "generate#1"), stageStats(t, p, "stuck")
+			return g.QueueLen == g.QueueCap && s.QueueLen == s.QueueCap && stageStats(t, p, "calls").Busy == 2
+		}, hangBound, time.Millisecond)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 		defer cancel()
 		var err error
@@ -504,11 +510,12 @@ func TestShutdown(t *testing.T) {
 		var se *pipeline.ShutdownError
 		require.ErrorAs(t, err, &se)
 		msg := err.Error()
-		assert.Contains(t, msg, "generate#1: its output is read by no stage or sink")
+		assert.Contains(t, msg, "generate#1: sending to a full output (64/64)")
+		assert.Contains(t, msg, "stuck: its output is read by no stage or sink")
 		assert.Contains(t, msg, "calls: its output is read by no stage or sink")
 		assert.Contains(t, msg, "waiting for a Limiter slot (1 of 1 in use)")
 		assert.Contains(t, msg, "in a user call (2 of 2 workers)")
-		assert.Len(t, se.Running, 2)
+		assert.Len(t, se.Running, 3)
 	})
 
 	t.Run("returns nil when it drains in time", func(t *testing.T) {

@@ -73,24 +73,34 @@ type stage struct {
 	live       atomic.Int32      // goroutines of the stage still running
 }
 
-// snapshot sums the stage's counters. Each worker writes in before what
-// follows from an item (out, dropped, errors, then called), so reading them
-// in the reverse order gives a consistent view: In never below Out + Dropped
-// + Errors, and Busy at most one per worker, at every moment.
+// snapshot sums the stage's counters. A worker counts an item in before
+// anything that follows from it (out, dropped, errors, then called; out may
+// be counted by another worker, as in FanOutOrdered), so reading every
+// worker's effects first and every worker's in last gives a consistent view:
+// In never below Out + Dropped + Errors, and Busy at most one per worker, at
+// every moment.
 func (s *stage) snapshot() StageStats {
 	st := StageStats{Name: s.name, Kind: s.kind, Workers: s.workers}
+	var one [1]uint64
+	called := one[:]
+	if len(s.ctr) > 1 {
+		called = make([]uint64, len(s.ctr))
+	}
 	for j := range s.ctr {
 		c := &s.ctr[j]
-		called := c.called.Load()
+		called[j] = c.called.Load()
 		st.Out += c.out.Load()
 		st.Dropped += c.dropped.Load()
 		st.Errors += c.errors.Load()
 		st.Retries += c.retries.Load()
-		in := c.in.Load()
+	}
+	live := s.live.Load() > 0
+	for j := range s.ctr {
+		in := s.ctr[j].in.Load()
 		st.In += in
 		// A call cut short by a panic is never counted as returned; with no
 		// goroutine of the stage left, nothing is running.
-		if s.calls && in > called && s.live.Load() > 0 {
+		if s.calls && in > called[j] && live {
 			st.Busy++
 		}
 	}
