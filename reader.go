@@ -71,8 +71,11 @@ var ErrTooLong = errors.New("pipeline: too long")
 type ReadError struct {
 	// Path is the file read by [FileLines] or [FileCSV]; empty for a reader.
 	Path string
-	// Pos is where the item that could not be read starts (Offset, Line).
-	// End is how far it had been read when the error happened.
+	// Pos is where the item that could not be read starts (Offset, Line):
+	// the line, or the CSV record a parse error is about. For a CSV record
+	// too long or a read error during one, it is the end of the record
+	// before it, since blank and comment lines may come first. End is how
+	// far the input had been read when the error happened.
 	Pos Position
 	Err error
 }
@@ -113,8 +116,8 @@ func Lines(p *Pipeline, r io.Reader, maxLen int, opts ...StageOption) <-chan Lin
 	if bad := badReader(r == nil, maxLen); bad != "" {
 		return invalidSource[Line](p, "Lines", bad)
 	}
-	return Produce(p, func(ctx context.Context, emit func(Line) error) error {
-		return readLines(ctx, r, "", Position{Line: 1}, maxLen, emit)
+	return Produce(p, func(_ context.Context, emit func(Line) error) error {
+		return readLines(r, "", Position{Line: 1}, maxLen, emit)
 	}, sourceName(p, "lines", opts)...)
 }
 
@@ -138,7 +141,7 @@ func FileLines(p *Pipeline, path string, from Position, maxLen int, opts ...Stag
 	from = startAt(from)
 	return Produce(p, func(ctx context.Context, emit func(Line) error) error {
 		return withFile(ctx, path, from, func(f io.Reader) error {
-			return readLines(ctx, f, path, from, maxLen, emit)
+			return readLines(f, path, from, maxLen, emit)
 		})
 	}, sourceName(p, "filelines", opts)...)
 }
@@ -174,8 +177,8 @@ func CSV(p *Pipeline, r io.Reader, maxLen int, setup func(*csv.Reader), opts ...
 	if bad != "" {
 		return invalidSource[Record](p, "CSV", bad)
 	}
-	return Produce(p, func(ctx context.Context, emit func(Record) error) error {
-		return cs.run(ctx, r, "", emit)
+	return Produce(p, func(_ context.Context, emit func(Record) error) error {
+		return cs.run(r, "", emit)
 	}, sourceName(p, "csv", opts)...)
 }
 
@@ -202,7 +205,7 @@ func FileCSV(p *Pipeline, path string, from Position, maxLen int, setup func(*cs
 	}
 	return Produce(p, func(ctx context.Context, emit func(Record) error) error {
 		return withFile(ctx, path, from, func(f io.Reader) error {
-			return cs.run(ctx, f, path, emit)
+			return cs.run(f, path, emit)
 		})
 	}, sourceName(p, "filecsv", opts)...)
 }
@@ -298,7 +301,7 @@ func withFile(ctx context.Context, path string, from Position, read func(io.Read
 const lineBuffer = 64 << 10
 
 // readLines emits the lines of r, the first starting at from.
-func readLines(ctx context.Context, r io.Reader, path string, from Position, maxLen int, emit func(Line) error) error {
+func readLines(r io.Reader, path string, from Position, maxLen int, emit func(Line) error) error {
 	size := lineBuffer
 	if maxLen < size-2 {
 		size = maxLen + 2 // room for the line ending
@@ -306,10 +309,7 @@ func readLines(ctx context.Context, r io.Reader, path string, from Position, max
 	br := bufio.NewReaderSize(r, size)
 	off, line := from.Offset, from.Line
 	var long []byte // a line gathered across buffer fills
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+	for { // emit reports Stop and cancellation
 		raw, err := br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
 			long = append(long[:0], raw...)
@@ -378,13 +378,10 @@ func newCSVSource(from Position, maxLen int, setup func(*csv.Reader)) (*csvSourc
 }
 
 // run emits the records read from r.
-func (cs *csvSource) run(ctx context.Context, r io.Reader, path string, emit func(Record) error) error {
+func (cs *csvSource) run(r io.Reader, path string, emit func(Record) error) error {
 	t := cs.tape
 	t.r = r
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+	for { // emit reports Stop and cancellation
 		fields, err := cs.cr.Read()
 		if err == io.EOF {
 			return nil
@@ -436,15 +433,19 @@ var errTapeFull = errors.New("record too long")
 // record is too long.
 type tape struct {
 	r     io.Reader
-	buf   []byte // the input from start on, as far as it was read
-	start int64  // offset of buf[0]: the end of the last record
-	line  int64  // the line number at start
+	mem   []byte // mem[head:] is the input from start on, as far as it was read
+	head  int
+	start int64 // the offset of mem[head]: the end of the last record
+	line  int64 // the line number at start
 	max   int64
 	full  bool // a read was refused: the record is longer than max
 }
 
+// kept is the input from start on, as far as it was read.
+func (t *tape) kept() []byte { return t.mem[t.head:] }
+
 func (t *tape) Read(b []byte) (int, error) {
-	room := t.max - int64(len(t.buf))
+	room := t.max - int64(len(t.mem)-t.head)
 	if room <= 0 {
 		// At the limit: a record of exactly max bytes at the end of the
 		// input is fine, so look for one more byte before refusing.
@@ -460,16 +461,21 @@ func (t *tape) Read(b []byte) (int, error) {
 		b = b[:room]
 	}
 	n, err := t.r.Read(b)
-	t.buf = append(t.buf, b[:n]...)
+	if t.head > 0 && len(t.mem)+n > cap(t.mem) {
+		// Move what is kept to the front rather than grow.
+		t.mem = t.mem[:copy(t.mem, t.mem[t.head:])]
+		t.head = 0
+	}
+	t.mem = append(t.mem, b[:n]...)
 	return n, err
 }
 
 // lineStart is the offset at which line starts, for a line at or after
 // t.line within the bytes kept.
 func (t *tape) lineStart(line int64) int64 {
-	i := 0
+	kept, i := t.kept(), 0
 	for l := t.line; l < line; l++ {
-		j := bytes.IndexByte(t.buf[i:], '\n')
+		j := bytes.IndexByte(kept[i:], '\n')
 		if j < 0 {
 			break
 		}
@@ -482,8 +488,8 @@ func (t *tape) lineStart(line int64) int64 {
 // end, then drops the bytes before end.
 func (t *tape) span(line, end int64) Position {
 	off := t.lineStart(line)
-	endLine := line + int64(bytes.Count(t.buf[off-t.start:end-t.start], []byte{'\n'}))
-	t.buf = t.buf[:copy(t.buf, t.buf[end-t.start:])]
+	endLine := line + int64(bytes.Count(t.kept()[off-t.start:end-t.start], []byte{'\n'}))
+	t.head += int(end - t.start)
 	t.start, t.line = end, endLine
 	return Position{Offset: off, End: end, Line: line, EndLine: endLine}
 }
