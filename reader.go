@@ -309,7 +309,8 @@ func readLines(r io.Reader, path string, from Position, maxLen int, emit func(Li
 	br := bufio.NewReaderSize(r, size)
 	off, line := from.Offset, from.Line
 	var long []byte // a line gathered across buffer fills
-	for { // emit reports Stop and cancellation
+	// No check of the context per line: emit reports Stop and cancellation.
+	for {
 		raw, err := br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
 			long = append(long[:0], raw...)
@@ -381,7 +382,8 @@ func newCSVSource(from Position, maxLen int, setup func(*csv.Reader)) (*csvSourc
 func (cs *csvSource) run(r io.Reader, path string, emit func(Record) error) error {
 	t := cs.tape
 	t.r = r
-	for { // emit reports Stop and cancellation
+	// No check of the context per record: emit reports Stop and cancellation.
+	for {
 		fields, err := cs.cr.Read()
 		if err == io.EOF {
 			return nil
