@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -131,7 +130,7 @@ func TestRun_IndexesTreeIntoDatabaseAndSkipsUnparsableFiles(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 
 	err := run(context.Background(), []string{"-src", src, "-db", db, "-workers", "3",
-		"-progress", "lines", "-diagram", diagram}, &stdout, &stderr, nil)
+		"-progress", "lines", "-diagram", diagram}, &stdout, &stderr)
 	require.NoError(t, err, stderr.String())
 
 	assert.Equal(t, exSmallTreeRows, exAllRows(t, db))
@@ -155,7 +154,7 @@ func TestRun_ReindexingReplacesThePreviousIndex(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "index.db")
 	args := []string{"-src", src, "-db", db, "-progress", "none"}
 	for range 2 {
-		require.NoError(t, run(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{}, nil))
+		require.NoError(t, run(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{}))
 	}
 	assert.Equal(t, exSmallTreeRows, exAllRows(t, db))
 }
@@ -164,7 +163,7 @@ func TestRun_QueryAnswersFromTheDatabase(t *testing.T) {
 	src := exWriteTree(t, exSmallTree)
 	db := filepath.Join(t.TempDir(), "index.db")
 	require.NoError(t, run(context.Background(), []string{"-src", src, "-db", db, "-progress", "none"},
-		&bytes.Buffer{}, &bytes.Buffer{}, nil))
+		&bytes.Buffer{}, &bytes.Buffer{}))
 
 	tests := []struct {
 		name, query, want string
@@ -178,7 +177,7 @@ func TestRun_QueryAnswersFromTheDatabase(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout bytes.Buffer
-			require.NoError(t, run(context.Background(), []string{"-db", db, "-query", tt.query}, &stdout, &bytes.Buffer{}, nil))
+			require.NoError(t, run(context.Background(), []string{"-db", db, "-query", tt.query}, &stdout, &bytes.Buffer{}))
 			var lines []string
 			for _, l := range strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n") {
 				lines = append(lines, strings.Join(strings.Fields(l), " "))
@@ -190,7 +189,7 @@ func TestRun_QueryAnswersFromTheDatabase(t *testing.T) {
 
 func TestRun_QueryWithoutIndexFails(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "missing.db")
-	err := run(context.Background(), []string{"-db", db, "-query", "X"}, &bytes.Buffer{}, &bytes.Buffer{}, nil)
+	err := run(context.Background(), []string{"-db", db, "-query", "X"}, &bytes.Buffer{}, &bytes.Buffer{})
 	require.ErrorIs(t, err, errNoIndex)
 	assert.NoFileExists(t, db)
 }
@@ -204,7 +203,7 @@ func TestRun_RejectsBadArguments(t *testing.T) {
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			db := filepath.Join(t.TempDir(), "index.db")
-			err := run(context.Background(), append(args, "-db", db), &bytes.Buffer{}, &bytes.Buffer{}, nil)
+			err := run(context.Background(), append(args, "-db", db), &bytes.Buffer{}, &bytes.Buffer{})
 			assert.Error(t, err)
 		})
 	}
@@ -263,39 +262,6 @@ func TestJob_CancelKeepsOnlyCommittedBatches(t *testing.T) {
 
 	require.ErrorIs(t, err, context.Canceled)
 	assert.Len(t, exAllRows(t, db), int(sum.Declarations), "the summary counts exactly the committed rows")
-}
-
-func TestWatchInterrupts_FirstStopsSecondCancels(t *testing.T) {
-	interrupts := make(chan os.Signal)
-	stopped := make(chan struct{})
-	cancelled := make(chan struct{})
-	var stderr syncWriter
-	stderr.w = &bytes.Buffer{}
-	release := watchInterrupts(interrupts, &stderr,
-		func() { close(stopped) }, func() { close(cancelled) })
-	defer release()
-
-	interrupts <- os.Interrupt
-	<-stopped
-	select {
-	case <-cancelled:
-		t.Fatal("cancelled on the first interrupt")
-	default:
-	}
-	interrupts <- os.Interrupt
-	<-cancelled
-	release()
-	assert.Contains(t, stderr.w.(*bytes.Buffer).String(), "stopping")
-	assert.Contains(t, stderr.w.(*bytes.Buffer).String(), "aborting")
-}
-
-func TestWatchInterrupts_ReleaseEndsTheWatcher(t *testing.T) {
-	var calls atomic.Int32
-	release := watchInterrupts(make(chan os.Signal), &bytes.Buffer{},
-		func() { calls.Add(1) }, func() { calls.Add(1) })
-	release()
-	release() // idempotent
-	assert.Zero(t, calls.Load())
 }
 
 // exFinishedPipeline runs a three-stage pipeline to its end.

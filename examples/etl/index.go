@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -46,7 +47,7 @@ type Summary struct {
 	Skipped      uint64        // files that could not be read or parsed
 	SkippedFiles []string      // their paths, sorted
 	Elapsed      time.Duration // from Start to the end of Wait
-	Stopped      bool          // ended early by Stop: everything emitted was still committed
+	Stopped      bool          // the walk was cut short by Stop: every file it found was still committed
 }
 
 // RowsPerSecond is the committed rows over the elapsed time.
@@ -114,11 +115,9 @@ func Start(ctx context.Context, cfg Config) (*Job, error) {
 func (j *Job) Pipeline() *pipeline.Pipeline { return j.p }
 
 // Stop ends the job gracefully: the walk stops, and every file already
-// found is parsed and committed before [Job.Wait] returns.
-func (j *Job) Stop() {
-	j.stopped.Store(true)
-	j.p.Stop()
-}
+// found is parsed and committed before [Job.Wait] returns. A signal caught
+// by [pipeline.StopOnSignal] on the job's pipeline does the same.
+func (j *Job) Stop() { j.p.Stop() }
 
 // Wait inserts every batch, one transaction each, until the pipeline ends,
 // then indexes the table and closes the database. The summary is valid
@@ -158,7 +157,11 @@ func (j *Job) walk(ctx context.Context, emit func(string) error) error {
 		if err != nil {
 			return err
 		}
-		return emit(filepath.ToSlash(rel))
+		err = emit(filepath.ToSlash(rel))
+		if errors.Is(err, pipeline.ErrStopped) {
+			j.stopped.Store(true) // the walk was cut short
+		}
+		return err
 	})
 }
 

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ec0f1147/pipeline"
 	"golang.org/x/term"
 )
 
@@ -56,13 +57,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	return o, nil
 }
 
-// run is the whole program but for signal set-up: it indexes (or queries)
-// as args say, writes progress to stderr and the summary to stdout. The
-// first value received on interrupts stops the job gracefully, the second
-// cancels it.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, interrupts <-chan os.Signal) error {
+// run is the whole program: it indexes (or queries) as args say, writes
+// progress to stderr and the summary to stdout. While it indexes, the first
+// of signals (os.Interrupt and SIGTERM if none are given) stops the job
+// gracefully and the second cancels it, by [pipeline.StopOnSignal].
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, signals ...os.Signal) error {
 	terminal := stderr              // mpb must see the *os.File to draw on a terminal
-	stderr = &syncWriter{w: stderr} // progress lines and the interrupt watcher share it
+	stderr = &syncWriter{w: stderr} // progress lines come from their own goroutine
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
@@ -76,15 +77,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, interrupt
 		}
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	job, err := Start(ctx, o.Config)
 	if err != nil {
 		return err
 	}
-
-	release := watchInterrupts(interrupts, stderr, job.Stop, cancel)
-	defer release()
+	defer pipeline.StopOnSignal(job.Pipeline(), signals...)()
 
 	stopProgress := func() {}
 	switch progressMode(o.progress, terminal) {
@@ -103,34 +100,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, interrupt
 		}
 	}
 	return err
-}
-
-// watchInterrupts calls stop on the first value from interrupts and cancel
-// on the second, until release is called; release returns once the watcher
-// has.
-func watchInterrupts(interrupts <-chan os.Signal, stderr io.Writer, stop, cancel func()) (release func()) {
-	done := make(chan struct{})
-	exited := make(chan struct{})
-	go func() {
-		defer close(exited)
-		select {
-		case <-interrupts:
-			fmt.Fprintln(stderr, "stopping: finishing the files already found (Ctrl-C again to abort)")
-			stop()
-		case <-done:
-			return
-		}
-		select {
-		case <-interrupts:
-			fmt.Fprintln(stderr, "aborting: the batch being written is rolled back")
-			cancel()
-		case <-done:
-		}
-	}()
-	return sync.OnceFunc(func() {
-		close(done)
-		<-exited
-	})
 }
 
 // progressMode resolves "auto": live bars on a terminal, a line per
