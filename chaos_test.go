@@ -1029,7 +1029,8 @@ func (r *chaosRun) verify(err error, outCount chaosCount) []string {
 	// Shutdown returns Wait's result, or ctx.Err() if its deadline came first.
 	// From inside a stage's function it returns nil once the rest drained.
 	inside := r.pr.action == chaosShutdownInside && r.shutdownErr == nil
-	if r.shutdownRan && r.shutdownErr != err && !errors.Is(r.shutdownErr, context.DeadlineExceeded) && !inside {
+	late := r.lateFailed.Load() && errors.Is(r.shutdownErr, pipeline.ErrInvalidArgument)
+	if r.shutdownRan && r.shutdownErr != err && !errors.Is(r.shutdownErr, context.DeadlineExceeded) && !inside && !late {
 		bad("Shutdown returned %v, Wait %v", r.shutdownErr, err)
 	}
 	if err != nil || early {

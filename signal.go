@@ -1,5 +1,8 @@
 package pipeline
 
+// This file holds StopOnSignal: Ctrl-C that drains (the first signal stops
+// the pipeline, a second cancels it).
+
 import (
 	"context"
 	"errors"

@@ -56,7 +56,7 @@ func sigEndless(p *pipeline.Pipeline, emitted *atomic.Int64, ended chan<- struct
 
 func TestStopOnSignal(t *testing.T) {
 	t.Run("the first signal stops gracefully and nothing emitted is lost", func(t *testing.T) {
-		relGuard(t, sigBound, func() {
+		guard(t, func() {
 			p := pipeline.New(context.Background())
 			var emitted atomic.Int64
 			src := sigEndless(p, &emitted, make(chan struct{}))
@@ -76,7 +76,7 @@ func TestStopOnSignal(t *testing.T) {
 	})
 
 	t.Run("a second signal cancels with a cause naming the signal", func(t *testing.T) {
-		relGuard(t, sigBound, func() {
+		guard(t, func() {
 			p := pipeline.New(context.Background())
 			var emitted atomic.Int64
 			srcEnded := make(chan struct{})
@@ -113,7 +113,7 @@ func TestStopOnSignal(t *testing.T) {
 
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run("without signals it listens for "+sig.String(), func(t *testing.T) {
-			relGuard(t, sigBound, func() {
+			guard(t, func() {
 				p := pipeline.New(context.Background())
 				var emitted atomic.Int64
 				src := sigEndless(p, &emitted, make(chan struct{}))
@@ -132,7 +132,7 @@ func TestStopOnSignal(t *testing.T) {
 	}
 
 	t.Run("stop lets the signals go and leaves no goroutine", func(t *testing.T) {
-		relGuard(t, sigBound, func() {
+		guard(t, func() {
 			p := pipeline.New(context.Background())
 			var emitted atomic.Int64
 			src := sigEndless(p, &emitted, make(chan struct{}))
@@ -158,7 +158,7 @@ func TestStopOnSignal(t *testing.T) {
 	})
 
 	t.Run("once the pipeline has ended its watcher is gone without stop", func(t *testing.T) {
-		relGuard(t, sigBound, func() {
+		guard(t, func() {
 			before := goleak.IgnoreCurrent()
 			p := pipeline.New(context.Background())
 			stop := pipeline.StopOnSignal(p, syscall.SIGUSR1)
@@ -169,7 +169,7 @@ func TestStopOnSignal(t *testing.T) {
 	})
 
 	t.Run("a failed pipeline ends its watcher, and a signal then changes nothing", func(t *testing.T) {
-		relGuard(t, sigBound, func() {
+		guard(t, func() {
 			before := goleak.IgnoreCurrent()
 			boom := errors.New("boom")
 			p := pipeline.New(context.Background())
@@ -182,7 +182,7 @@ func TestStopOnSignal(t *testing.T) {
 	})
 
 	t.Run("a pipeline already ended catches nothing", func(t *testing.T) {
-		relGuard(t, sigBound, func() {
+		guard(t, func() {
 			p := pipeline.New(context.Background())
 			require.NoError(t, pipeline.Drain(p, pipeline.Generate(p, 1)))
 			before := goleak.IgnoreCurrent()
@@ -194,7 +194,7 @@ func TestStopOnSignal(t *testing.T) {
 	})
 
 	t.Run("a nil signal is an invalid argument and a nil pipeline a no-op", func(t *testing.T) {
-		relGuard(t, sigBound, func() {
+		guard(t, func() {
 			before := goleak.IgnoreCurrent()
 			p := pipeline.New(context.Background())
 			stop := pipeline.StopOnSignal(p, syscall.SIGUSR1, nil)

@@ -99,16 +99,20 @@ func Produce[T any](p *Pipeline, fn func(ctx context.Context, emit func(T) error
 
 // source is the one loop behind every source stage: it runs fn on the
 // stage's goroutine with an emit that counts, obeys Stop and cancellation,
-// and sends with the non-blocking fast path first. from, if not nil, is the
+// and sends with the non-blocking fast path first. Sources other than the
+// three built-in loops (Produce, the reader sources) get Produce's emit and
+// context: see the comment above. from, if not nil, is the
 // channel FromChan forwards: adopted like any stage's input, so that one of
 // the pipeline's own channels is read to its end (it closes on Stop and
 // cancel like every output of the pipeline) and an outside one as FromChan
 // promises.
 func source[T any](p *Pipeline, kind string, opts []StageOption, bad string, from <-chan T, fn func(context.Context, inlet[T], func(T) error) error) <-chan T {
+	// A source whose fn is not one of the built-in loops (Produce, the
+	// reader sources) has Produce's emit and context.
+	produce := kind != "generate" && kind != "fromseq" && kind != "fromchan"
 	sp := spec{kind: kind, workers: 1, outs: 1, allowed: optsBasic, source: true, bad: bad}
 	start := func(n *node[T, T]) {
 		ctr, out := &n.s.ctr[0], n.out
-		produce := kind == "produce"
 		var stop <-chan struct{} // nil: a taken item is delivered despite Stop
 		ctx, cancel := p.ctx, context.CancelFunc(nil)
 		// Produce's fn may hand emit to goroutines of its own: an emit after

@@ -6,6 +6,7 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -64,9 +65,16 @@ func TestStats(t *testing.T) {
 		assert.Zero(t, stageStats(t, p, "b").Unread)
 		assert.Equal(t, 2, stageStats(t, p, "tee").Unread)
 		p.Stop()
-		go func() { _ = pipeline.Drain(p, outs[1]) }()
-		go func() { _ = pipeline.Drain(p, dangling) }()
+		var wg sync.WaitGroup
+		for _, out := range []<-chan int{outs[1], dangling} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_ = pipeline.Drain(p, out)
+			}()
+		}
 		_ = pipeline.Drain(p, outs[0])
+		wg.Wait()
 		assert.Zero(t, stageStats(t, p, "tee").Unread, "sinks count as readers")
 		assert.Zero(t, stageStats(t, p, "dangling").Unread)
 		require.NoError(t, p.Wait())

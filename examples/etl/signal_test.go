@@ -83,7 +83,9 @@ func TestJob_SecondSignalCancels(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "index.db")
 	// Until Wait runs the insert stage nothing drains the pipeline: after a
 	// Stop it cannot finish, so the second signal finds it still running.
-	job, err := Start(context.Background(), Config{Src: src, DB: db, Workers: 2, BatchSize: 4, BatchWait: time.Hour})
+	// Batches of one: the 150 or more rows of the first 50 files overflow every
+	// buffer between the walk and the insert, so nothing can finish.
+	job, err := Start(context.Background(), Config{Src: src, DB: db, Workers: 2, BatchSize: 1, BatchWait: time.Hour})
 	require.NoError(t, err)
 	defer pipeline.StopOnSignal(job.Pipeline(), syscall.SIGUSR1)()
 	require.Eventually(t, func() bool { return job.Pipeline().Stats()[0].Out >= 50 }, 10*time.Second, time.Millisecond)

@@ -195,8 +195,8 @@ func rdCheckLines(t *testing.T, input string, got []pipeline.Line) {
 
 func TestLines(t *testing.T) {
 	t.Run("every line's position covers exactly its bytes", func(t *testing.T) {
-		r := relRand(t)
-		for c := range relCases {
+		r := newRand(t)
+		for c := range propertyCases {
 			input := rdRandomLines(r, c%5 == 0)
 			p := pipeline.New(context.Background())
 			got, err := rdCollect(t, p, pipeline.Lines(p, &rdChunky{[]byte(input), r}, 1<<20))
@@ -206,8 +206,8 @@ func TestLines(t *testing.T) {
 	})
 
 	t.Run("a line longer than maxLen fails at that line, after every line before it", func(t *testing.T) {
-		r := relRand(t)
-		for range relCases * 3 {
+		r := newRand(t)
+		for range propertyCases * 3 {
 			input := rdRandomLines(r, r.IntN(4) == 0)
 			maxLen := 1 + r.IntN(40)
 			if r.IntN(4) == 0 {
@@ -293,8 +293,8 @@ func TestLines(t *testing.T) {
 	})
 
 	t.Run("Stop ends it cleanly and every line emitted arrives, with no gap", func(t *testing.T) {
-		r := relRand(t)
-		for range relStopRounds {
+		r := newRand(t)
+		for range stopRounds {
 			p := pipeline.New(context.Background(), pipeline.DefaultBuffer(r.IntN(8)))
 			out := pipeline.Lines(p, &rdEndless{}, 100)
 			stopAfter := 1 + r.IntN(500)
@@ -360,8 +360,8 @@ func rdTexts(lines []pipeline.Line) []string {
 
 func TestFileLines(t *testing.T) {
 	t.Run("resuming from a saved Next yields exactly the remaining lines", func(t *testing.T) {
-		r := relRand(t)
-		for c := range relCases {
+		r := newRand(t)
+		for c := range propertyCases {
 			input := rdRandomLines(r, c%10 == 0)
 			path := rdWrite(t, []byte(input))
 			p := pipeline.New(context.Background())
@@ -386,13 +386,13 @@ func TestFileLines(t *testing.T) {
 	})
 
 	t.Run("a job stopped and resumed from its last line's Next reads every line once", func(t *testing.T) {
-		r := relRand(t)
+		r := newRand(t)
 		var b strings.Builder
 		for i := range 5000 {
 			fmt.Fprintf(&b, "line %d\n", i)
 		}
 		path := rdWrite(t, []byte(b.String()))
-		for range relStopRounds {
+		for range stopRounds {
 			var seen []string
 			var from pipeline.Position
 			for runs := 0; ; runs++ {
@@ -470,58 +470,58 @@ func TestReaderSources_BadArguments(t *testing.T) {
 		name, mention string
 		build         func(p *pipeline.Pipeline) bool // reports whether the output was closed at once
 	}{
-		{"Lines nil reader", "Lines: reader must not be nil", func(p *pipeline.Pipeline) bool {
-			return relClosedNow(pipeline.Lines(p, nil, 10))
+		{"Lines nil reader", "lines#1: reader must not be nil", func(p *pipeline.Pipeline) bool {
+			return closedNow(pipeline.Lines(p, nil, 10))
 		}},
-		{"Lines maxLen 0", "Lines: maxLen(0) must be >= 1", func(p *pipeline.Pipeline) bool {
-			return relClosedNow(pipeline.Lines(p, strings.NewReader("a"), 0))
+		{"Lines maxLen 0", "lines#1: maxLen(0) must be >= 1", func(p *pipeline.Pipeline) bool {
+			return closedNow(pipeline.Lines(p, strings.NewReader("a"), 0))
 		}},
 		{"Lines bad option", "BufferSize(-1)", func(p *pipeline.Pipeline) bool {
-			return relClosedNow(pipeline.Lines(p, strings.NewReader("a"), 1, pipeline.BufferSize(-1)))
+			return closedNow(pipeline.Lines(p, strings.NewReader("a"), 1, pipeline.BufferSize(-1)))
 		}},
 		{"Lines option a source cannot honour", "option Timeout", func(p *pipeline.Pipeline) bool {
-			return relClosedNow(pipeline.Lines(p, strings.NewReader("a"), 1, pipeline.Timeout(time.Second)))
+			return closedNow(pipeline.Lines(p, strings.NewReader("a"), 1, pipeline.Timeout(time.Second)))
 		}},
-		{"FileLines empty path", "FileLines: path must not be empty", func(p *pipeline.Pipeline) bool {
-			return relClosedNow(pipeline.FileLines(p, "", pipeline.Position{}, 10))
+		{"FileLines empty path", "filelines#1: path must not be empty", func(p *pipeline.Pipeline) bool {
+			return closedNow(pipeline.FileLines(p, "", pipeline.Position{}, 10))
 		}},
-		{"FileLines negative offset", "FileLines: from line 0 (bytes -1-0): offset and line must be >= 0", func(p *pipeline.Pipeline) bool {
-			return relClosedNow(pipeline.FileLines(p, path, pipeline.Position{Offset: -1}, 10))
+		{"FileLines negative offset", "filelines#1: from line 0 (bytes -1-0): offset and line must be >= 0", func(p *pipeline.Pipeline) bool {
+			return closedNow(pipeline.FileLines(p, path, pipeline.Position{Offset: -1}, 10))
 		}},
 		{"FileLines negative line", "offset and line must be >= 0", func(p *pipeline.Pipeline) bool {
-			return relClosedNow(pipeline.FileLines(p, path, pipeline.Position{Line: -1}, 10))
+			return closedNow(pipeline.FileLines(p, path, pipeline.Position{Line: -1}, 10))
 		}},
-		{"FileLines maxLen -1", "FileLines: maxLen(-1) must be >= 1", func(p *pipeline.Pipeline) bool {
-			return relClosedNow(pipeline.FileLines(p, path, pipeline.Position{}, -1))
+		{"FileLines maxLen -1", "filelines#1: maxLen(-1) must be >= 1", func(p *pipeline.Pipeline) bool {
+			return closedNow(pipeline.FileLines(p, path, pipeline.Position{}, -1))
 		}},
-		{"CSV nil reader", "CSV: reader must not be nil", func(p *pipeline.Pipeline) bool {
-			return relClosedNow(pipeline.CSV(p, nil, 10, nil))
+		{"CSV nil reader", "csv#1: reader must not be nil", func(p *pipeline.Pipeline) bool {
+			return closedNow(pipeline.CSV(p, nil, 10, nil))
 		}},
-		{"CSV maxLen 0", "CSV: maxLen(0) must be >= 1", func(p *pipeline.Pipeline) bool {
-			return relClosedNow(pipeline.CSV(p, strings.NewReader("a"), 0, nil))
+		{"CSV maxLen 0", "csv#1: maxLen(0) must be >= 1", func(p *pipeline.Pipeline) bool {
+			return closedNow(pipeline.CSV(p, strings.NewReader("a"), 0, nil))
 		}},
-		{"CSV invalid Comma", "CSV: setup: csv: invalid field or comment delimiter", func(p *pipeline.Pipeline) bool {
-			return relClosedNow(pipeline.CSV(p, strings.NewReader("a"), 10, badComma))
+		{"CSV invalid Comma", "csv#1: setup: csv: invalid field or comment delimiter", func(p *pipeline.Pipeline) bool {
+			return closedNow(pipeline.CSV(p, strings.NewReader("a"), 10, badComma))
 		}},
-		{"CSV Comment equal to Comma", "CSV: setup:", func(p *pipeline.Pipeline) bool {
-			return relClosedNow(pipeline.CSV(p, strings.NewReader("a"), 10, func(r *csv.Reader) { r.Comment = ',' }))
+		{"CSV Comment equal to Comma", "csv#1: setup:", func(p *pipeline.Pipeline) bool {
+			return closedNow(pipeline.CSV(p, strings.NewReader("a"), 10, func(r *csv.Reader) { r.Comment = ',' }))
 		}},
-		{"FileCSV empty path", "FileCSV: path must not be empty", func(p *pipeline.Pipeline) bool {
-			return relClosedNow(pipeline.FileCSV(p, "", pipeline.Position{}, 10, nil))
+		{"FileCSV empty path", "filecsv#1: path must not be empty", func(p *pipeline.Pipeline) bool {
+			return closedNow(pipeline.FileCSV(p, "", pipeline.Position{}, 10, nil))
 		}},
-		{"FileCSV negative offset", "FileCSV: from", func(p *pipeline.Pipeline) bool {
-			return relClosedNow(pipeline.FileCSV(p, path, pipeline.Position{Offset: -3, Line: 2}, 10, nil))
+		{"FileCSV negative offset", "filecsv#1: from", func(p *pipeline.Pipeline) bool {
+			return closedNow(pipeline.FileCSV(p, path, pipeline.Position{Offset: -3, Line: 2}, 10, nil))
 		}},
-		{"FileCSV maxLen 0", "FileCSV: maxLen(0) must be >= 1", func(p *pipeline.Pipeline) bool {
-			return relClosedNow(pipeline.FileCSV(p, path, pipeline.Position{}, 0, nil))
+		{"FileCSV maxLen 0", "filecsv#1: maxLen(0) must be >= 1", func(p *pipeline.Pipeline) bool {
+			return closedNow(pipeline.FileCSV(p, path, pipeline.Position{}, 0, nil))
 		}},
-		{"FileCSV invalid Comma", "FileCSV: setup:", func(p *pipeline.Pipeline) bool {
-			return relClosedNow(pipeline.FileCSV(p, path, pipeline.Position{}, 10, badComma))
+		{"FileCSV invalid Comma", "filecsv#1: setup:", func(p *pipeline.Pipeline) bool {
+			return closedNow(pipeline.FileCSV(p, path, pipeline.Position{}, 10, badComma))
 		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			relGuard(t, relBadBound, func() {
+			guard(t, func() {
 				p := pipeline.New(context.Background())
 				assert.True(t, tc.build(p), "the output is closed at once")
 				err := p.Wait()
@@ -532,12 +532,12 @@ func TestReaderSources_BadArguments(t *testing.T) {
 	}
 
 	t.Run("a nil pipeline gets a closed output and no panic", func(t *testing.T) {
-		relGuard(t, relBadBound, func() {
-			assert.True(t, relClosedNow(pipeline.Lines(nil, strings.NewReader("a\n"), 10)))
-			assert.True(t, relClosedNow(pipeline.FileLines(nil, path, pipeline.Position{}, 10)))
-			assert.True(t, relClosedNow(pipeline.CSV(nil, strings.NewReader("a\n"), 10, nil)))
-			assert.True(t, relClosedNow(pipeline.FileCSV(nil, path, pipeline.Position{}, 10, nil)))
-			assert.True(t, relClosedNow(pipeline.Lines(nil, nil, 0)))
+		guard(t, func() {
+			assert.True(t, closedNow(pipeline.Lines(nil, strings.NewReader("a\n"), 10)))
+			assert.True(t, closedNow(pipeline.FileLines(nil, path, pipeline.Position{}, 10)))
+			assert.True(t, closedNow(pipeline.CSV(nil, strings.NewReader("a\n"), 10, nil)))
+			assert.True(t, closedNow(pipeline.FileCSV(nil, path, pipeline.Position{}, 10, nil)))
+			assert.True(t, closedNow(pipeline.Lines(nil, nil, 0)))
 		})
 	})
 }
@@ -635,8 +635,8 @@ func rdCheckRecords(t *testing.T, input string, want [][]string, got []pipeline.
 
 func TestCSV(t *testing.T) {
 	t.Run("every record's position covers exactly its bytes", func(t *testing.T) {
-		r := relRand(t)
-		for range relCases * 2 {
+		r := newRand(t)
+		for range propertyCases * 2 {
 			input, want := rdRandomCSV(r)
 			p := pipeline.New(context.Background())
 			got, err := rdCollect(t, p, pipeline.CSV(p, &rdChunky{[]byte(input), r}, 1<<20, rdCSVSetup))
@@ -662,8 +662,8 @@ func TestCSV(t *testing.T) {
 	})
 
 	t.Run("a record longer than maxLen fails at that record, after every record before it", func(t *testing.T) {
-		r := relRand(t)
-		for range relCases * 3 {
+		r := newRand(t)
+		for range propertyCases * 3 {
 			input, want := rdRandomCSV(r)
 			p := pipeline.New(context.Background())
 			all, err := rdCollect(t, p, pipeline.CSV(p, strings.NewReader(input), 1<<20, rdCSVSetup))
@@ -747,8 +747,8 @@ func TestCSV(t *testing.T) {
 	})
 
 	t.Run("Stop ends it cleanly and every record emitted arrives", func(t *testing.T) {
-		r := relRand(t)
-		for range relStopRounds {
+		r := newRand(t)
+		for range stopRounds {
 			p := pipeline.New(context.Background(), pipeline.DefaultBuffer(r.IntN(8)))
 			out := pipeline.CSV(p, &rdEndless{}, 100, nil)
 			stopAfter := 1 + r.IntN(500)
@@ -779,8 +779,8 @@ func TestCSV(t *testing.T) {
 
 func TestFileCSV(t *testing.T) {
 	t.Run("resuming from a saved Next yields exactly the remaining records", func(t *testing.T) {
-		r := relRand(t)
-		for range relCases {
+		r := newRand(t)
+		for range propertyCases {
 			input, want := rdRandomCSV(r)
 			path := rdWrite(t, []byte(input))
 			p := pipeline.New(context.Background())
