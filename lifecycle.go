@@ -25,12 +25,22 @@ import (
 // [All]) is not a failure.
 //
 // Wait is safe to call from many goroutines and may be called again; each call
-// returns the same result. Once Wait has returned, the pipeline's context is
-// done and stages built afterwards fail with [ErrInvalidArgument].
-// Wait does not read any stage's output: a pipeline whose last output nobody
-// reads ends only when its context is cancelled. Never call Wait (or
-// Shutdown without a deadline) from inside a sink's function or an All loop
-// body: it would wait for itself. Call Stop there.
+// returns the same result, with one exception: a stage built once the
+// pipeline has ended is a misuse, refused with [ErrInvalidArgument], and
+// every later call reports it (a stage built while Wait is ending the
+// pipeline either runs, and Wait waits for it, or is refused, and that Wait
+// reports it). Once Wait has returned, the pipeline's context is done. A
+// sink may still be built afterwards to read what the stages left in their
+// outputs.
+//
+// Wait does not read any stage's output. Items a stage sent into its
+// output's buffer are not lost when nobody has read them yet: once every
+// stage has returned, Wait returns nil and the items stay readable from the
+// channel. A stage blocked on a full output that nobody reads keeps Wait
+// waiting until the pipeline is cancelled ([StageStats].Unread marks such an
+// output). Never call Wait (or Shutdown without a deadline) from inside a
+// sink's function or an All loop body: it would wait for itself. Call Stop
+// there.
 func (p *Pipeline) Wait() error {
 	if p == nil {
 		return errNilPipeline()
