@@ -541,3 +541,38 @@ func ExamplePanicError_Unwrap() {
 	fmt.Println(errors.Is(err, io.ErrUnexpectedEOF))
 	// Output: true
 }
+
+// A Shutdown that runs out of time says what still runs, and why.
+func ExampleShutdownError() {
+	p := pipeline.New(context.Background())
+	started := make(chan struct{})
+	out := pipeline.FanOut(p, pipeline.Generate(p, 1), 1, func(ctx context.Context, v int) (int, error) {
+		close(started)
+		<-ctx.Done() // a call that only ends when the pipeline is cancelled
+		return v, ctx.Err()
+	}, pipeline.Name("slow"))
+	go func() { _ = pipeline.Drain(p, out) }()
+	<-started
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	err := p.Shutdown(ctx)
+	var se *pipeline.ShutdownError
+	fmt.Println(errors.As(err, &se), errors.Is(err, context.DeadlineExceeded))
+	fmt.Println(se.Running)
+	// Output:
+	// true true
+	// [slow: in a user call (1 of 1 workers)]
+}
+
+func ExampleShutdownError_Error() {
+	err := &pipeline.ShutdownError{Err: context.DeadlineExceeded, Running: []string{"insert: in a user call (1 of 1 workers)"}}
+	fmt.Println(err.Error())
+	// Output: pipeline: shutdown: context deadline exceeded; still running: insert: in a user call (1 of 1 workers)
+}
+
+func ExampleShutdownError_Unwrap() {
+	err := &pipeline.ShutdownError{Err: context.DeadlineExceeded}
+	fmt.Println(err.Unwrap() == context.DeadlineExceeded)
+	// Output: true
+}
