@@ -22,7 +22,6 @@ type spec struct {
 	allowed optBit // the options it accepts
 	source  bool   // it takes no input
 	calls   bool   // each item is a call of a user function: Busy counts them
-	inline  bool   // a sink running on its caller's goroutine: no stage of Stats
 	bad     string // a problem with the constructor's own arguments; "" if none
 }
 
@@ -145,33 +144,24 @@ func build[T, R any](p *Pipeline, sp spec, opts []StageOption, start func(n *nod
 			}
 			continue
 		}
-		ref := p.chans[in]
-		if ref == nil {
-			ref = &channelRef{} // made outside the pipeline
-			p.chans[in] = ref
-		}
-		ref.readers.Add(1)
-		if ref.maker != nil && !sp.inline {
+		var ref *channelRef
+		n.ins[i], ref = adopt(p, in)
+		if ref.maker != nil {
 			s.inputs = append(s.inputs, ref.maker)
 		}
 		s.ins = append(s.ins, ref)
-		n.ins[i] = inlet[T]{ch: in, foreign: ref.maker == nil}
 	}
-	if sp.inline {
-		s.name = sp.kind
-	} else {
-		s.index = len(p.stages) + 1
-		s.name = n.cfg.name
-		if s.name == "" {
-			s.name = fmt.Sprintf("%s#%d", sp.kind, s.index)
-		}
-		s.outs = n.outRefs(len(n.outs))
-		for i, o := range n.outs {
-			s.outs[i].maker = s
-			p.chans[(<-chan R)(o)] = s.outs[i]
-		}
-		p.stages = append(p.stages, s)
+	s.index = len(p.stages) + 1
+	s.name = n.cfg.name
+	if s.name == "" {
+		s.name = fmt.Sprintf("%s#%d", sp.kind, s.index)
 	}
+	s.outs = n.outRefs(len(n.outs))
+	for i, o := range n.outs {
+		s.outs[i].maker = s
+		p.chans[(<-chan R)(o)] = s.outs[i]
+	}
+	p.stages = append(p.stages, s)
 	p.mu.Unlock()
 	if held {
 		defer p.release()
@@ -181,7 +171,7 @@ func build[T, R any](p *Pipeline, sp spec, opts []StageOption, start func(n *nod
 	}
 
 	switch {
-	case !held && !sp.inline: // a sink may read what an ended pipeline left
+	case !held:
 		problem = "pipeline used after Wait returned"
 	case n.cfg.problem(sp.kind, sp.allowed) != "":
 		problem = n.cfg.problem(sp.kind, sp.allowed)
@@ -194,8 +184,7 @@ func build[T, R any](p *Pipeline, sp spec, opts []StageOption, start func(n *nod
 		problem = "input channel must not be nil"
 	}
 	if problem != "" {
-		n.err = fmt.Errorf("%w: %s: %s", ErrInvalidArgument, s.name, problem)
-		p.fail(n.err)
+		n.err = p.refuse(s.name, problem)
 		closeAll(n.outs)
 		return n
 	}
@@ -203,6 +192,27 @@ func build[T, R any](p *Pipeline, sp spec, opts []StageOption, start func(n *nod
 		start(n)
 	}
 	return n
+}
+
+// adopt records in as read by one more stage or sink, and returns how to
+// read it: plainly if the pipeline made it, as FromChan would if not. p.mu
+// is held.
+func adopt[T any](p *Pipeline, in <-chan T) (inlet[T], *channelRef) {
+	ref := p.chans[in]
+	if ref == nil {
+		ref = &channelRef{} // made outside the pipeline
+		p.chans[in] = ref
+	}
+	ref.readers.Add(1)
+	return inlet[T]{ch: in, foreign: ref.maker == nil}, ref
+}
+
+// refuse fails the pipeline with the argument problem of what (a stage or
+// a sink), and returns the error.
+func (p *Pipeline) refuse(what, problem string) error {
+	err := fmt.Errorf("%w: %s: %s", ErrInvalidArgument, what, problem)
+	p.fail(err)
+	return err
 }
 
 // makeOutputs makes k output channels of capacity buf. A buffer whose items

@@ -14,20 +14,37 @@ import (
 // on the caller's goroutine counts as part of the pipeline while it runs:
 // Wait and Shutdown called elsewhere wait for it.
 
-// inlineSink adopts the input of a sink that runs on its caller's goroutine
-// (it is not a stage of Stats). If ok is false the pipeline has failed with
-// the reason (a nil p, a nil in, or bad, the sink's own argument problem).
-func inlineSink[T any](p *Pipeline, kind string, in <-chan T, bad string) (src inlet[T], ok bool) {
-	n := build[T, struct{}](p, spec{kind: kind, inline: true, bad: bad}, nil, nil, in)
-	return n.in, n.err == nil
+// inlineSink is build for a sink that runs on its caller's goroutine
+// (Collect, Reduce, First, Drain, All): it adopts in, counted as one of its
+// readers, but registers no stage and starts nothing. A sink may read what
+// the stages of an ended pipeline left. If the error is not nil (a nil p,
+// bad, the sink's own argument problem, or a nil in), the pipeline has
+// failed with it.
+func inlineSink[T any](p *Pipeline, kind string, in <-chan T, bad string) (inlet[T], error) {
+	if p == nil {
+		return inlet[T]{}, errNilPipeline()
+	}
+	var src inlet[T]
+	if in != nil {
+		p.mu.Lock()
+		src, _ = adopt(p, in)
+		p.mu.Unlock()
+	}
+	switch {
+	case bad != "":
+		return src, p.refuse(kind, bad)
+	case in == nil:
+		return src, p.refuse(kind, "input channel must not be nil")
+	}
+	return src, nil
 }
 
 // Collect gathers every item of in, in arrival order, and returns them with
 // the pipeline's result ([Pipeline.Wait]). On failure it returns what arrived
 // before the pipeline stopped, and the error. A nil in is an invalid argument.
 func Collect[T any](p *Pipeline, in <-chan T) ([]T, error) {
-	src, ok := inlineSink(p, "collect", in, "")
-	if !ok {
+	src, err := inlineSink(p, "collect", in, "")
+	if err != nil {
 		return nil, p.Wait()
 	}
 	leave := p.enterSink()
@@ -74,8 +91,8 @@ func ForEach[T any](p *Pipeline, in <-chan T, workers int, fn func(context.Conte
 // [*PanicError] and returns the accumulator as it was. A nil fn or a nil in
 // is an invalid argument.
 func Reduce[T, A any](p *Pipeline, in <-chan T, init A, fn func(A, T) A) (A, error) {
-	src, ok := inlineSink(p, "reduce", in, mustNotBeNil(fn == nil, "fn"))
-	if !ok {
+	src, err := inlineSink(p, "reduce", in, mustNotBeNil(fn == nil, "fn"))
+	if err != nil {
 		return init, p.Wait()
 	}
 	acc := init
@@ -106,8 +123,8 @@ func Reduce[T, A any](p *Pipeline, in <-chan T, init A, fn func(A, T) A) (A, err
 // an invalid argument.
 func First[T any](p *Pipeline, in <-chan T) (T, bool, error) {
 	var zero T
-	src, ok := inlineSink(p, "first", in, "")
-	if !ok {
+	src, err := inlineSink(p, "first", in, "")
+	if err != nil {
 		return zero, false, p.Wait()
 	}
 	leave := p.enterSink()
@@ -123,10 +140,10 @@ func First[T any](p *Pipeline, in <-chan T) (T, bool, error) {
 // pipeline's result ([Pipeline.Wait]): the sink for pipelines whose last stage
 // does the work. A nil in is an invalid argument.
 func Drain[T any](p *Pipeline, in <-chan T) error {
-	src, ok := inlineSink(p, "drain", in, "")
-	if ok {
+	src, err := inlineSink(p, "drain", in, "")
+	if err == nil {
 		leave := p.enterSink()
-		for ok {
+		for ok := true; ok; {
 			_, ok = src.receive(p)
 		}
 		leave()
@@ -141,9 +158,9 @@ func Drain[T any](p *Pipeline, in <-chan T) error {
 // afterwards for the pipeline's result. A nil in is an invalid argument: the
 // iterator yields nothing and Wait reports it.
 func All[T any](p *Pipeline, in <-chan T) iter.Seq[T] {
-	src, ok := inlineSink(p, "all", in, "")
+	src, err := inlineSink(p, "all", in, "")
 	return func(yield func(T) bool) {
-		if !ok {
+		if err != nil {
 			return
 		}
 		leave := p.enterSink()
