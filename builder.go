@@ -7,7 +7,7 @@ package pipeline
 // its outputs, adopts its inputs, and either starts the goroutines or, if an
 // argument is bad, closes the outputs and fails the pipeline with the reason.
 // The ways a started stage runs its goroutines are here too (each, eachInput,
-// goOne, pool), so that a constructor keeps only what is specific to it.
+// goOne, pool, pair), so that a constructor keeps only what is specific to it.
 
 import (
 	"fmt"
@@ -24,6 +24,9 @@ type spec struct {
 	calls   bool   // each item is a call of a user function: Busy counts them
 	inline  bool   // a sink running on its caller's goroutine: no stage of Stats
 	bad     string // a problem with the constructor's own arguments; "" if none
+	// held reports a keyed stage's calls running and what it holds, for
+	// Stats; nil for other stages
+	held func() (busy, pending, keys int)
 }
 
 // node is a built stage, as its goroutines see it.
@@ -95,7 +98,7 @@ func build[T, R any](p *Pipeline, sp spec, opts []StageOption, start func(n *nod
 		workers = 1 // the counters of a stage that does not start
 	}
 	s := &n.s
-	s.kind, s.workers, s.source, s.calls = sp.kind, sp.workers, sp.source, sp.calls
+	s.kind, s.workers, s.source, s.calls, s.held = sp.kind, sp.workers, sp.source, sp.calls, sp.held
 	if workers == 1 {
 		s.ctr = s.one[:]
 	} else {
@@ -261,4 +264,23 @@ func (n *node[T, R]) pool(body func(t *counters, cur *T), exit func(clean bool))
 			done()
 		})
 	}
+}
+
+// pair starts the stage's two goroutines: intake, which takes the input (cur
+// is the item it holds, named by a panic), and outlet, which sends. Both
+// count on the stage's one counters, intake In and outlet Out, so that each
+// count keeps one writer. exit runs as each returns, clean if it returned
+// normally; the outputs are closed when both have returned.
+func (n *node[T, R]) pair(intake func(t *counters, cur *T), outlet func(t *counters), exit func(clean bool)) {
+	done := closer(2, n.outs)
+	t := &n.s.ctr[0]
+	var cur T
+	goWorker(n.p, &n.s, func() any { return cur }, func() { intake(t, &cur) }, func(clean bool) {
+		exit(clean)
+		done()
+	})
+	goWorker(n.p, &n.s, nil, func() { outlet(t) }, func(clean bool) {
+		exit(clean)
+		done()
+	})
 }

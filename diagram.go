@@ -12,7 +12,8 @@ import (
 // built: one node per stage with its name, kind and worker count, and one
 // arrow per channel between stages, labelled with the upstream stage's queue
 // depth. Each node also shows the stage's live counters (in, out, and dropped
-// and errors when not zero), so a call while the pipeline runs is a
+// and errors when not zero, and the items pending and keys held by a keyed
+// stage while it holds any), so a call while the pipeline runs is a
 // snapshot of its progress. Paste the text into a ```mermaid block of a
 // Markdown file to have GitHub draw it.
 func (p *Pipeline) Diagram() string {
@@ -33,6 +34,9 @@ func (p *Pipeline) Diagram() string {
 		}
 		if st.Errors > 0 {
 			counts += fmt.Sprintf(" · errors %d", st.Errors)
+		}
+		if st.Pending > 0 || st.Keys > 0 {
+			counts += fmt.Sprintf(" · pending %d · keys %d", st.Pending, st.Keys)
 		}
 		fmt.Fprintf(&b, "    s%d[\"<b>%s</b><br/>%s · %s<br/>%s\"]\n",
 			i+1, mermaidText(st.Name), st.Kind, workers, counts)

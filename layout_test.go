@@ -33,7 +33,7 @@ var layers = [][]string{
 	{"builder.go"},
 	// stage files: each uses only the layers above, never another stage file
 	{"source.go", "fanout.go", "ordered.go", "filter.go", "merge.go", "split.go",
-		"backpressure.go", "batch.go", "sink.go"},
+		"backpressure.go", "batch.go", "sink.go", "keyed.go", "throttlekeyed.go"},
 }
 
 // TestLayout checks that every core file is in layers, opens with a comment
