@@ -376,6 +376,22 @@ func kdHeap() uint64 {
 // collection could not free, measured before the last items leave) and
 // what it allocated per key (B/key, allocs/key).
 func BenchmarkFanOutKeyed_DistinctKeys(b *testing.B) {
+	kdBytesPerKey(b, func(p *pipeline.Pipeline, in <-chan int) <-chan int {
+		return pipeline.FanOutKeyed(p, in, 4, func(v int) int { return v },
+			func(_ context.Context, v int) (int, error) { return v, nil })
+	})
+}
+
+// BenchmarkThrottleKeyed_DistinctKeys is the same for ThrottleKeyed, each
+// key at most once per 100 µs: the buckets of the keys seen in the last
+// 100 µs are remembered, the others forgotten.
+func BenchmarkThrottleKeyed_DistinctKeys(b *testing.B) {
+	kdBytesPerKey(b, func(p *pipeline.Pipeline, in <-chan int) <-chan int {
+		return pipeline.ThrottleKeyed(p, in, func(v int) int { return v }, 100*time.Microsecond, 1)
+	})
+}
+
+func kdBytesPerKey(b *testing.B, stage func(p *pipeline.Pipeline, in <-chan int) <-chan int) {
 	before := kdHeap()
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
@@ -388,11 +404,9 @@ func BenchmarkFanOutKeyed_DistinctKeys(b *testing.B) {
 			}
 		}
 	})
-	out := pipeline.FanOutKeyed(p, src, 4, func(v int) int { return v },
-		func(_ context.Context, v int) (int, error) { return v, nil })
 	var live uint64
 	n := 0
-	for range pipeline.All(p, out) {
+	for range pipeline.All(p, stage(p, src)) {
 		n++
 		if n == b.N {
 			b.StopTimer()

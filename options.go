@@ -209,8 +209,8 @@ const DefaultMaxPending = 1024
 // ([FanOutKeyed], [ThrottleKeyed]) for their key to be free: once n wait,
 // the stage takes nothing more from its input until one has left, so
 // upstream blocks and nothing is dropped. The default is [DefaultMaxPending].
-// Each waiting item costs its own size plus two words. n < 1 is an invalid
-// argument, and other stages do not accept MaxPending.
+// Each waiting item costs its own size plus one to three words. n < 1 is an
+// invalid argument, and other stages do not accept MaxPending.
 func MaxPending(n int) StageOption {
 	return func(c *stageConfig) {
 		c.used |= optPending

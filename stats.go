@@ -17,8 +17,9 @@ import "sync/atomic"
 type StageStats struct {
 	Name, Kind string
 	// Workers is the configured number of goroutines calling the stage's
-	// function; Busy is how many calls of a FanOut, FanOutOrdered, FlatMap or
-	// ForEach function are running now (0 for other stages).
+	// function; Busy is how many calls of a FanOut, FanOutOrdered,
+	// FanOutKeyed, FlatMap or ForEach function are running now (0 for other
+	// stages).
 	Workers, Busy int
 	// In counts items taken from the input, Out items sent on, Dropped items
 	// deliberately not sent (filtered out, shed by DropOnFull), Errors items
@@ -31,8 +32,8 @@ type StageStats struct {
 	// for their key (at most its [MaxPending]), Keys the keys it keeps state
 	// for: those with a call in flight for FanOutKeyed (at most Workers, and
 	// equal to Busy but for keys not equal to themselves, such as NaN), those
-	// whose rate is still being enforced for ThrottleKeyed. Both are 0 for
-	// other stages.
+	// it remembers for ThrottleKeyed (items waiting, or a rate bucket not full
+	// again; the others go at its next sweep). Both are 0 for other stages.
 	Pending, Keys int
 }
 
