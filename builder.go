@@ -6,8 +6,7 @@ package pipeline
 // the function that starts its goroutines. build registers the stage, makes
 // its outputs, adopts its inputs, and either starts the goroutines or, if an
 // argument is bad, closes the outputs and fails the pipeline with the reason.
-// The ways a started stage runs its goroutines are here too (each, eachInput,
-// goOne, pool), so that a constructor keeps only what is specific to it.
+// The ways a started stage runs its goroutines are in workers.go.
 
 import (
 	"fmt"
@@ -23,6 +22,9 @@ type spec struct {
 	source  bool   // it takes no input
 	calls   bool   // each item is a call of a user function: Busy counts them
 	bad     string // a problem with the constructor's own arguments; "" if none
+	// held reports a keyed stage's calls running and what it holds, for
+	// Stats; nil for other stages
+	held func() (busy, pending, keys int)
 }
 
 // node is a built stage, as its goroutines see it.
@@ -111,7 +113,7 @@ func build[T, R any](p *Pipeline, sp spec, opts []StageOption, start func(n *nod
 		workers = 1 // the counters of a stage that does not start
 	}
 	s := &n.s
-	s.kind, s.workers, s.source, s.calls = sp.kind, sp.workers, sp.source, sp.calls
+	s.kind, s.workers, s.source, s.calls, s.held = sp.kind, sp.workers, sp.source, sp.calls, sp.held
 	if workers == 1 {
 		s.ctr = s.one[:]
 	} else {
@@ -245,64 +247,4 @@ func (n *node[T, R]) readOnly() []<-chan R {
 		r[i] = c
 	}
 	return r
-}
-
-// each starts the stage's workers on its input: each takes items in turn and
-// hands them to the handler mk made for it (given the worker's own
-// counters) until the input ends or the handler returns false. The last
-// worker to return closes the outputs. A panic names the item being handled.
-func (n *node[T, R]) each(mk func(t *counters) func(v T) bool) {
-	done := closer(len(n.s.ctr), n.outs)
-	for i := range n.s.ctr {
-		t := &n.s.ctr[i]
-		handle := mk(t)
-		var cur T
-		goWorker(n.p, &n.s, func() any { return cur }, func() {
-			eachItem(n.p, t, n.in, n.s.calls, func(v T) bool {
-				cur = v
-				return handle(v)
-			})
-		}, func(bool) { done() })
-	}
-}
-
-// eachInput starts one goroutine per input, each handing the items of its
-// own input to handle with its own counters. The last to return closes the
-// outputs.
-func (n *node[T, R]) eachInput(handle func(t *counters, v T) bool) {
-	done := closer(len(n.ins), n.outs)
-	for i, in := range n.ins {
-		t := &n.s.ctr[i]
-		goWorker(n.p, &n.s, nil, func() {
-			eachItem(n.p, t, in, false, func(v T) bool { return handle(t, v) })
-		}, func(bool) { done() })
-	}
-}
-
-// goOne starts the stage's one goroutine, running body; the outputs are
-// closed when it returns, after exit (which may be nil).
-func (n *node[T, R]) goOne(body func(t *counters), exit func()) {
-	t := &n.s.ctr[0]
-	goWorker(n.p, &n.s, nil, func() { body(t) }, func(bool) {
-		if exit != nil {
-			exit()
-		}
-		closeAll(n.outs)
-	})
-}
-
-// pool starts the stage's workers, each running body with its own counters
-// and a place to record the item it handles (named by a panic); exit runs
-// as each returns, clean if body returned normally. The last to return
-// closes the outputs.
-func (n *node[T, R]) pool(body func(t *counters, cur *T), exit func(clean bool)) {
-	done := closer(len(n.s.ctr), n.outs)
-	for i := range n.s.ctr {
-		t := &n.s.ctr[i]
-		var cur T
-		goWorker(n.p, &n.s, func() any { return cur }, func() { body(t, &cur) }, func(clean bool) {
-			exit(clean)
-			done()
-		})
-	}
 }

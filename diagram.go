@@ -12,11 +12,13 @@ import (
 // built: one node per stage with its name, kind and worker count, and one
 // arrow per channel between stages, labelled with the upstream stage's queue
 // depth. Each node also shows the stage's live counters (in, out, and dropped
-// and errors when not zero), so a call while the pipeline runs is a
+// and errors when not zero, and the items pending and keys held by a keyed
+// stage while it holds any), so a call while the pipeline runs is a
 // snapshot of its progress. A wiring mistake is marked on the stage: an
 // output no stage or sink reads, and a channel that several stages or sinks
-// read (each item goes to one of them); see [StageStats].Unread and Shared. Paste the text into a
-// ```mermaid block of a Markdown file to have GitHub draw it.
+// read (each item goes to one of them); see [StageStats].Unread and Shared.
+// Paste the text into a ```mermaid block of a Markdown file to have GitHub
+// draw it.
 func (p *Pipeline) Diagram() string {
 	if p == nil {
 		return "flowchart LR\n"
@@ -35,6 +37,9 @@ func (p *Pipeline) Diagram() string {
 		}
 		if st.Errors > 0 {
 			counts += fmt.Sprintf(" · errors %d", st.Errors)
+		}
+		if st.Pending > 0 || st.Keys > 0 {
+			counts += fmt.Sprintf(" · pending %d · keys %d", st.Pending, st.Keys)
 		}
 		if st.Unread > 0 {
 			counts += "<br/>⚠ output read by no stage"

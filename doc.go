@@ -1,7 +1,8 @@
 // Package pipeline builds concurrent data pipelines from typed, composable
-// stages joined by channels: sources, worker pools (fan-out, ordered or not),
-// filters, fan-in, splitting, buffering, load shedding, rate limits, batching
-// and sinks, all obeying one shared context and reporting to one place.
+// stages joined by channels: sources, worker pools (fan-out, ordered or not,
+// or in order per key), filters, fan-in, splitting, buffering, load shedding,
+// rate limits (for all items or per key), batching and sinks, all obeying one
+// shared context and reporting to one place.
 //
 // # The model
 //

@@ -31,9 +31,10 @@ var layers = [][]string{
 	{"channels.go"},
 	{"engine.go"},
 	{"builder.go"},
+	{"workers.go"},
 	// stage files: each uses only the layers above, never another stage file
 	{"source.go", "fanout.go", "ordered.go", "filter.go", "merge.go", "split.go",
-		"backpressure.go", "batch.go", "sink.go", "signal.go"},
+		"backpressure.go", "batch.go", "sink.go", "signal.go", "keyed.go", "throttlekeyed.go"},
 	// what the reader sources share, then the reader sources (on the sources' loop)
 	{"readers.go"},
 	{"lines.go", "csv.go"},

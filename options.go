@@ -25,6 +25,7 @@ const (
 	optRetry
 	optOnError
 	optLimit
+	optPending
 )
 
 // The option sets of the kinds of stage.
@@ -32,11 +33,14 @@ const (
 	optsBasic = optName | optBuffer                                       // every stage with an output
 	optsCall  = optsBasic | optTimeout | optRetry | optOnError | optLimit // stages calling a user function with a context
 	optsSink  = optsCall &^ optBuffer                                     // ForEach: no output to buffer
+	// the keyed stages also accept MaxPending
+	optsKeyedCall     = optsCall | optPending  // FanOutKeyed
+	optsKeyedThrottle = optsBasic | optPending // ThrottleKeyed
 )
 
 var optNames = map[optBit]string{
 	optName: "Name", optBuffer: "BufferSize", optTimeout: "Timeout",
-	optRetry: "Retry", optOnError: "OnError", optLimit: "Limit",
+	optRetry: "Retry", optOnError: "OnError", optLimit: "Limit", optPending: "MaxPending",
 }
 
 // stageConfig is what a stage's options set.
@@ -49,6 +53,7 @@ type stageConfig struct {
 	backoff  func(attempt int) time.Duration
 	onError  func(*StageError) error
 	limiter  *Limiter
+	pending  int    // MaxPending; 0: DefaultMaxPending
 	bad      string // the first invalid option value, reported when the stage is built
 }
 
@@ -67,7 +72,7 @@ func configure(opts []StageOption) stageConfig {
 // kind that accepts allowed, or "" if nothing is.
 func (c *stageConfig) problem(kind string, allowed optBit) string {
 	if extra := c.used &^ allowed; extra != 0 {
-		for b := optBit(1); b <= optLimit; b <<= 1 {
+		for b := optBit(1); b <= optPending; b <<= 1 {
 			if extra&b != 0 {
 				return fmt.Sprintf("option %s does not apply to a %s stage", optNames[b], kind)
 			}
@@ -194,4 +199,33 @@ func Limit(l *Limiter) StageOption {
 		}
 		c.limiter = l
 	}
+}
+
+// DefaultMaxPending is how many items may wait inside a keyed stage
+// ([FanOutKeyed], [ThrottleKeyed]) unless [MaxPending] says otherwise.
+const DefaultMaxPending = 1024
+
+// MaxPending bounds how many items may wait inside a keyed stage
+// ([FanOutKeyed], [ThrottleKeyed]) for their key to be free: once n wait,
+// the stage takes nothing more from its input until one has left, so
+// upstream blocks and nothing is dropped. The default is [DefaultMaxPending].
+// Each waiting item costs its own size plus one to three words. n < 1 is an
+// invalid argument, and other stages do not accept MaxPending.
+func MaxPending(n int) StageOption {
+	return func(c *stageConfig) {
+		c.used |= optPending
+		if n < 1 {
+			c.invalid("MaxPending(%d): n must be >= 1", n)
+			return
+		}
+		c.pending = n
+	}
+}
+
+// maxPending is the stage's MaxPending, or the default.
+func (c *stageConfig) maxPending() int {
+	if c.pending > 0 {
+		return c.pending
+	}
+	return DefaultMaxPending
 }

@@ -17,8 +17,9 @@ import "sync/atomic"
 type StageStats struct {
 	Name, Kind string
 	// Workers is the configured number of goroutines calling the stage's
-	// function; Busy is how many calls of a FanOut, FanOutOrdered, FlatMap or
-	// ForEach function are running now (0 for other stages).
+	// function; Busy is how many calls of a FanOut, FanOutOrdered,
+	// FanOutKeyed, FlatMap or ForEach function are running now (0 for other
+	// stages).
 	Workers, Busy int
 	// In counts items taken from the input, Out items sent on, Dropped items
 	// deliberately not sent (filtered out, shed by DropOnFull), Errors items
@@ -36,12 +37,22 @@ type StageStats struct {
 	// goes to one of its readers, not to all: use [Tee] to give every reader
 	// every item.
 	Shared int
+	// Pending and Keys describe what a keyed stage ([FanOutKeyed],
+	// [ThrottleKeyed]) holds now: Pending counts the items waiting inside it
+	// for their key (at most its [MaxPending]), Keys the keys it keeps state
+	// for: those with a call in flight for FanOutKeyed (at most Workers, and
+	// equal to Busy but for keys not equal to themselves, such as NaN), those
+	// it remembers for ThrottleKeyed (items waiting, or a rate bucket not full
+	// again; the others go at its next sweep). Both are 0 for other stages.
+	Pending, Keys int
 }
 
 // counters are one worker's counts, written by that worker only (a source's
 // emit, which may be called from several goroutines, excepted) and padded to
 // a cache line, so that workers never contend on them: an uncontended atomic
-// add per count. Busy is in - called while a goroutine of the stage is alive.
+// add per count. (The two goroutines of a stage started with pair share one
+// counters, but each count still has one writer: the intake In, the outlet
+// Out.) Busy is in - called while a goroutine of the stage is alive.
 type counters struct {
 	in, out, dropped, errors, retries, called atomic.Uint64
 	_                                         [16]byte
@@ -62,15 +73,16 @@ type stage struct {
 	name, kind string
 	index      int // 1-based, in creation order
 	workers    int
-	source     bool              // it takes nothing in: In is Out
-	calls      bool              // its items are calls of a user function: Busy counts them
-	inputs     []*stage          // upstream stages, for Diagram
-	queue      func() (n, c int) // its outputs' summed length and capacity; nil: no output
-	outs, ins  []*channelRef     // the channels it makes and reads, for Unread and Shared
-	limiter    *Limiter          // its Limit option's, if any
-	ctr        []counters        // one per worker
-	one        [1]counters       // ctr's storage for a one-worker stage
-	live       atomic.Int32      // goroutines of the stage still running
+	source     bool                             // it takes nothing in: In is Out
+	calls      bool                             // its items are calls of a user function: Busy counts them
+	inputs     []*stage                         // upstream stages, for Diagram
+	held       func() (busy, pending, keys int) // a keyed stage's calls and what it holds; nil for others
+	queue      func() (n, c int)                // its outputs' summed length and capacity; nil: no output
+	outs, ins  []*channelRef                    // the channels it makes and reads, for Unread and Shared
+	limiter    *Limiter                         // its Limit option's, if any
+	ctr        []counters                       // one per worker
+	one        [1]counters                      // ctr's storage for a one-worker stage
+	live       atomic.Int32                     // goroutines of the stage still running
 }
 
 // snapshot sums the stage's counters. A worker counts an item in before
@@ -107,7 +119,16 @@ func (s *stage) snapshot() StageStats {
 	if s.queue != nil {
 		st.QueueLen, st.QueueCap = s.queue()
 	}
-	if s.source {
+	// A call cut short by a panic is never counted as returned; with no
+	// goroutine of the stage left, nothing is running. A keyed stage counts
+	// its calls itself: In also counts the items waiting.
+	if s.held != nil {
+		var busy int
+		busy, st.Pending, st.Keys = s.held()
+		if s.live.Load() > 0 {
+			st.Busy = busy
+		}
+	} else if s.source {
 		st.In = st.Out
 	}
 	for _, o := range s.outs {

@@ -43,6 +43,7 @@ var patterns = []pattern{
 	{"timeout", "Hung-worker timeout", "a goroutine leaked per timeout", "timeout.go", timeoutDemoHand, timeoutDemoPipe},
 	{"caps", "Per-job concurrency caps inside a shared pool", "a slot held while waiting for another", "caps.go", capsDemoHand, capsDemoPipe},
 	{"kill", "Kill-channel cleanup", "workers leaked on an early return", "kill.go", killDemoHand, killDemoPipe},
+	{"keyed", "Per-key ordering", "a slow key stalls every key behind it", "keyed.go", keyedDemoHand, keyedDemoPipe},
 }
 
 func main() {

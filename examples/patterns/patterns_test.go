@@ -35,6 +35,8 @@ var exWant = map[string]string{
 	"caps": "resize: ran 12, never more than 3 at once\nupload: ran 12, never more than 3 at once\n" +
 		"both kinds together: never more than 4 at once\n",
 	"kill": "stopped on a bad reading\nsensors opened 3, closed 3\n",
+	"keyed": "34 events of 4 accounts, each account's in order: true\n" +
+		"bob, carol and dave all done before alice's first (30 ms) event: true\n",
 }
 
 var exWantErrgroup = map[string]string{
@@ -80,7 +82,7 @@ func TestPatterns_EachNamesAnExistingFileAndHasBothVersions(t *testing.T) {
 		assert.NotNil(t, p.Hand)
 		assert.NotNil(t, p.Pipe)
 	}
-	assert.Len(t, patterns, 13)
+	assert.Len(t, patterns, 14)
 }
 
 func TestRun_ListNamesEveryPattern(t *testing.T) {
