@@ -29,7 +29,8 @@ type inlet[T any] struct {
 // under way may still take one value, which is delivered), and what the
 // channel still holds stays there.
 func (in inlet[T]) next(p *Pipeline) (v T, ok bool) {
-	if v, ok = in.receive(p); ok && p.interrupted() {
+	if v, ok = in.receive(p); ok && p.cancelled() {
+		p.recordInterrupt()
 		return v, false
 	}
 	return v, ok

@@ -47,15 +47,17 @@ func goWorker(p *Pipeline, s *stage, item func() any, body func(), exit func(cle
 
 // eachItem is the receive loop of every stage that handles its items one at
 // a time: it takes the items of in until it ends, counts each one taken (as
-// the start of a call of the user's function, if calls) and hands it to
-// handle, which returns false to stop.
-func eachItem[T any](p *Pipeline, t *counters, in inlet[T], calls bool, handle func(v T) bool) {
+// the start of a call of the user's function, if calls), records it in cur
+// (the item a panic names) and hands it to handle, which returns false to
+// stop.
+func eachItem[T any](p *Pipeline, t *counters, in inlet[T], calls bool, cur *T, handle func(v T) bool) {
 	for {
 		v, ok := in.next(p)
 		if !ok {
 			return
 		}
 		t.in.Add(1)
+		*cur = v
 		goOn := handle(v)
 		if calls {
 			t.called.Add(1)

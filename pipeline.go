@@ -215,21 +215,29 @@ func (p *Pipeline) cancelled() bool { return p.ctx.Err() != nil }
 
 // interrupted reports whether the pipeline's context is done; if it is, the
 // calling stage gave up with work in hand, and the cause is recorded as the
-// result (unless it is an early exit, which loses nothing on purpose).
+// result (unless it is an early exit, which loses nothing on purpose). On an
+// item's path, write `if p.cancelled() { p.recordInterrupt() … }`, which
+// inlines the check.
 func (p *Pipeline) interrupted() bool {
-	if p.ctx.Err() == nil {
+	if !p.cancelled() {
 		return false
 	}
+	p.recordInterrupt()
+	return true
+}
+
+// recordInterrupt records the cause of the cancellation as the result,
+// as interrupted does once it has seen the pipeline cancelled.
+func (p *Pipeline) recordInterrupt() {
 	cause := context.Cause(p.ctx)
 	if cause == errEarlyExit {
-		return true
+		return
 	}
 	p.mu.Lock()
 	if p.err == nil && !p.ended {
 		p.err = cause
 	}
 	p.mu.Unlock()
-	return true
 }
 
 // spawn starts fn on a new goroutine counted by Wait. It returns false, and

@@ -134,7 +134,8 @@ func source[T any](p *Pipeline, kind string, opts []StageOption, bad string, fro
 					return ErrStopped
 				}
 			}
-			if p.interrupted() {
+			if p.cancelled() {
+				p.recordInterrupt()
 				return context.Cause(p.ctx)
 			}
 			if err := deliver(p, out, v, stop); err != nil {

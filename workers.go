@@ -16,10 +16,7 @@ func (n *node[T, R]) each(mk func(t *counters) func(v T) bool) {
 		handle := mk(t)
 		var cur T
 		goWorker(n.p, &n.s, func() any { return cur }, func() {
-			eachItem(n.p, t, n.in, n.s.calls, func(v T) bool {
-				cur = v
-				return handle(v)
-			})
+			eachItem(n.p, t, n.in, n.s.calls, &cur, handle)
 		}, func(bool) { done() })
 	}
 }
@@ -32,7 +29,8 @@ func (n *node[T, R]) eachInput(handle func(t *counters, v T) bool) {
 	for i, in := range n.ins {
 		t := &n.s.ctr[i]
 		goWorker(n.p, &n.s, nil, func() {
-			eachItem(n.p, t, in, false, func(v T) bool { return handle(t, v) })
+			var cur T
+			eachItem(n.p, t, in, false, &cur, func(v T) bool { return handle(t, v) })
 		}, func(bool) { done() })
 	}
 }
