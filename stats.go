@@ -57,8 +57,9 @@ type StageStats struct {
 	// working, or in its user function. See Bottleneck.
 	Utilization float64
 	// Bottleneck marks the one stage that limits the pipeline's throughput:
-	// the one with the highest Utilization, if that is at least 0.5 (see
-	// docs/observing.md). Its upstream stages spend their time blocked
+	// of the stages whose Utilization is at least 0.5, the one that spent
+	// the most time working, Utilization × Running (see docs/observing.md);
+	// none if every stage spent most of its time waiting. Its upstream stages spend their time blocked
 	// sending to it, its downstream ones waiting for its items.
 	Bottleneck bool
 }
@@ -198,16 +199,17 @@ func (s *stage) timings(st *StageStats) {
 	}
 }
 
-// markBottleneck sets Bottleneck on the stage of stats with the highest
-// Utilization, if that is at least 0.5.
+// markBottleneck sets Bottleneck on the stage of stats that spent the most
+// time working (Utilization × Running) of those whose Utilization is at
+// least 0.5, if any.
 func markBottleneck(stats []StageStats) {
-	best := -1
-	for i := range stats {
-		if stats[i].Running > 0 && (best < 0 || stats[i].Utilization > stats[best].Utilization) {
-			best = i
+	best, most := -1, 0.0
+	for i, st := range stats {
+		if work := st.Utilization * float64(st.Running); st.Utilization >= 0.5 && work > most {
+			best, most = i, work
 		}
 	}
-	if best >= 0 && stats[best].Utilization >= 0.5 {
+	if best >= 0 {
 		stats[best].Bottleneck = true
 	}
 }

@@ -128,7 +128,7 @@ type job struct {
 	sc trace.SpanContext
 }
 
-func (j *job) SpanContext() trace.SpanContext       { return j.sc }
+func (j *job) SpanContext() trace.SpanContext      { return j.sc }
 func (j *job) SetSpanContext(sc trace.SpanContext) { j.sc = sc }
 
 func TestTraces(t *testing.T) {
