@@ -141,9 +141,9 @@ func deliverTimed[T any](p *Pipeline, t *counters, out chan<- T, v T, stop <-cha
 		return nil
 	default:
 	}
-	start := time.Now()
+	start := monotonic()
 	err := deliver(p, out, v, stop)
-	t.sendWait.Add(int64(time.Since(start)))
+	t.sendWait.Add(int64(monotonic() - start))
 	return err
 }
 
@@ -160,8 +160,16 @@ func (in inlet[T]) nextTimed(p *Pipeline, t *counters) (v T, ok bool) {
 		default:
 		}
 	}
-	start := time.Now()
+	start := monotonic()
 	v, ok = in.next(p)
-	t.recvWait.Add(int64(time.Since(start)))
+	t.recvWait.Add(int64(monotonic() - start))
 	return v, ok
 }
+
+// epoch is when the package was initialized: monotonic reads the clock
+// against it.
+var epoch = time.Now()
+
+// monotonic returns the monotonic clock's time since epoch: one read of the
+// clock, where time.Now reads the wall clock too.
+func monotonic() time.Duration { return time.Since(epoch) }
