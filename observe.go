@@ -110,14 +110,14 @@ func callEnded[T any](p *Pipeline, s *stage, t *counters, start time.Time, v T, 
 		return
 	}
 	n := t.tick - 1
-	var ci *CallInfo
+	var ci CallInfo
 	for i, o := range p.obs.calls {
 		if n%p.obs.every[i] != 0 {
 			continue
 		}
-		if ci == nil {
-			ci = &CallInfo{Stage: infoOf(s), Item: v, Start: start, Duration: d, Err: err}
+		if ci.Start.IsZero() {
+			ci = CallInfo{Stage: infoOf(s), Item: v, Start: start, Duration: d, Err: err}
 		}
-		o.Call(*ci)
+		o.Call(ci)
 	}
 }

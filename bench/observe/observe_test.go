@@ -57,7 +57,7 @@ func w1(b *testing.B, opts []pipeline.Option, during func(p *pipeline.Pipeline) 
 			b.Fatalf("got %d items, %v", len(out), err)
 		}
 	}
-	b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(b.N)/items*1e-9, "sec/item")
+	b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(b.N)/items, "ns/item")
 }
 
 // every runs fn every 10 ms until stopped.
