@@ -159,7 +159,9 @@ func TestRoleWorker_MetricsFlagServesThePipelineOnLoopback(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	var out syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, append([]string{"-role", "worker", "-metrics", ":0"}, flags...), &out, &syncBuffer{}) }()
+	go func() {
+		done <- run(ctx, append([]string{"-role", "worker", "-metrics", ":0"}, flags...), &out, &syncBuffer{})
+	}()
 	urlRE := regexp.MustCompile(`worker: metrics on (http://127\.0\.0\.1:\d+/metrics)\n`)
 	var body string
 	require.Eventually(t, func() bool {
