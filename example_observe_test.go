@@ -106,3 +106,37 @@ func ExamplePipeline_TimedDiagram() {
 	// Output:
 	// true
 }
+
+// Count, Sum and Mean of the calls a stage timed.
+func ExampleHistogram_Count() {
+	p := pipeline.New(context.Background())
+	out := pipeline.FanOut(p, pipeline.Generate(p, 1, 2, 3), 1, func(_ context.Context, v int) (int, error) {
+		time.Sleep(time.Millisecond)
+		return v, nil
+	})
+	if err := pipeline.Drain(p, out); err != nil {
+		fmt.Println(err)
+	}
+	lat := p.Stats()[1].Latency
+	fmt.Println(lat.Count(), lat.Sum() >= time.Millisecond, lat.Mean() == lat.Sum())
+	// Output:
+	// 1 true true
+}
+
+// The raw buckets, for an exporter: upper bounds and counts.
+func ExampleHistogram_Buckets() {
+	var h pipeline.Histogram // empty
+	n := 0
+	h.Buckets(func(upper time.Duration, count uint64) {
+		if n < 3 {
+			fmt.Println(upper, count)
+		}
+		n++
+	})
+	fmt.Println(n, "buckets")
+	// Output:
+	// 64ns 0
+	// 80ns 0
+	// 96ns 0
+	// 137 buckets
+}

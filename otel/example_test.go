@@ -63,3 +63,35 @@ func ExampleUnregister() {
 	// <nil>
 	// scopes with metrics: 0
 }
+
+// Trace one call in 1024 per worker: for cheap functions, spans cost more
+// than the calls.
+func ExampleCallEvery() {
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	p := pipeline.New(context.Background(), otel.Instrument(otel.TracerProvider(tp), otel.CallEvery(1024)))
+	items := make([]int, 2048)
+	err := pipeline.ForEach(p, pipeline.Generate(p, items...), 1, func(context.Context, int) error { return nil })
+	fmt.Println(err, len(spans.Ended()))
+	_ = tp.Shutdown(context.Background())
+	// Output:
+	// <nil> 2
+}
+
+// Name the pipeline in every series and span.
+func ExamplePipelineName() {
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	p := pipeline.New(context.Background(), otel.Instrument(otel.PipelineName("nightly"), otel.TracerProvider(tp), otel.CallEvery(1)))
+	_ = pipeline.ForEach(p, pipeline.Generate(p, 1), 1, func(context.Context, int) error { return nil }, pipeline.Name("store"))
+	for _, s := range spans.Ended() {
+		for _, a := range s.Attributes() {
+			if a.Key == "pipeline.name" {
+				fmt.Println(s.Name(), a.Value.AsString())
+			}
+		}
+	}
+	_ = tp.Shutdown(context.Background())
+	// Output:
+	// store nightly
+}
