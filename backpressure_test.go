@@ -266,6 +266,9 @@ func TestThrottle(t *testing.T) {
 		})
 		out := pipeline.Throttle(p, src, every, 1)
 		require.Equal(t, 1, <-out)
+		// Every item is emitted before the Stop (a loaded machine may not
+		// have run the source yet).
+		require.Eventually(t, func() bool { return stageStats(t, p, "generate#1").Out == 6 }, hangBound, time.Millisecond)
 		p.Stop()
 		close(gate)
 		start := time.Now()

@@ -9,6 +9,7 @@ import (
 	"context"
 	"runtime"
 	"sync/atomic"
+	"time"
 )
 
 // inlet is a stage's input. A channel made by this pipeline is read with
@@ -76,7 +77,7 @@ func send[T any](p *Pipeline, out chan<- T, v T) bool {
 
 // sendCounted is send that counts v as sent (Out) on t.
 func sendCounted[T any](p *Pipeline, t *counters, out chan<- T, v T) bool {
-	if deliver(p, out, v, nil) != nil {
+	if deliverTimed(p, t, out, v, nil) != nil {
 		return false
 	}
 	t.out.Add(1)
@@ -131,3 +132,45 @@ func closeAll[T any](outs []chan T) {
 		close(o)
 	}
 }
+
+// deliverTimed is deliver that adds to t's SendWait the time spent blocked
+// on a full out. Only the slow path reads the clock: a send that finds room
+// costs what deliver's does.
+func deliverTimed[T any](p *Pipeline, t *counters, out chan<- T, v T, stop <-chan struct{}) error {
+	select {
+	case out <- v:
+		return nil
+	default:
+	}
+	start := monotonic()
+	err := deliver(p, out, v, stop)
+	t.sendWait.Add(int64(monotonic() - start))
+	return err
+}
+
+// nextTimed is next that adds to t's RecvWait the time spent waiting on an
+// empty input. Only the slow path reads the clock.
+func (in inlet[T]) nextTimed(p *Pipeline, t *counters) (v T, ok bool) {
+	if !in.foreign || !p.stopped.Load() {
+		select {
+		case v, ok = <-in.ch:
+			if ok && p.interrupted() {
+				return v, false
+			}
+			return v, ok
+		default:
+		}
+	}
+	start := monotonic()
+	v, ok = in.next(p)
+	t.recvWait.Add(int64(monotonic() - start))
+	return v, ok
+}
+
+// epoch is when the package was initialized: monotonic reads the clock
+// against it.
+var epoch = time.Now()
+
+// monotonic returns the monotonic clock's time since epoch: one read of the
+// clock, where time.Now reads the wall clock too.
+func monotonic() time.Duration { return time.Since(epoch) }

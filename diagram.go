@@ -19,7 +19,15 @@ import (
 // read (each item goes to one of them); see [StageStats].Unread and Shared.
 // Paste the text into a ```mermaid block of a Markdown file to have GitHub
 // draw it.
-func (p *Pipeline) Diagram() string {
+func (p *Pipeline) Diagram() string { return p.diagram(false) }
+
+// TimedDiagram is [Pipeline.Diagram] with where the time goes: each node
+// also shows the stage's call latency (p50 and p99, when it calls a
+// function), its utilization, and, on the bottleneck, a mark (see
+// [StageStats].Bottleneck).
+func (p *Pipeline) TimedDiagram() string { return p.diagram(true) }
+
+func (p *Pipeline) diagram(timed bool) string {
 	if p == nil {
 		return "flowchart LR\n"
 	}
@@ -47,6 +55,9 @@ func (p *Pipeline) Diagram() string {
 		if st.Shared > 0 {
 			counts += "<br/>⚠ channel split between readers"
 		}
+		if timed {
+			counts += timingText(st)
+		}
 		fmt.Fprintf(&b, "    s%d[\"<b>%s</b><br/>%s · %s<br/>%s\"]\n",
 			i+1, mermaidText(st.Name), st.Kind, workers, counts)
 	}
@@ -63,4 +74,21 @@ func (p *Pipeline) Diagram() string {
 func mermaidText(s string) string {
 	r := strings.NewReplacer(`"`, "#quot;", "<", "#lt;", ">", "#gt;")
 	return r.Replace(s)
+}
+
+// timingText is the line of a node with its latency and utilization, and
+// the bottleneck's mark.
+func timingText(st StageStats) string {
+	if st.Running == 0 {
+		return ""
+	}
+	t := "<br/>"
+	if st.Latency.Count() > 0 {
+		t += fmt.Sprintf("p50 %v · p99 %v · ", st.Latency.Quantile(0.5), st.Latency.Quantile(0.99))
+	}
+	t += fmt.Sprintf("util %.0f%%", 100*st.Utilization)
+	if st.Bottleneck {
+		t += "<br/>⏳ bottleneck"
+	}
+	return t
 }

@@ -19,7 +19,9 @@ import (
 // with clean = true if body returned normally.
 func goWorker(p *Pipeline, s *stage, item func() any, body func(), exit func(clean bool)) {
 	s.live.Add(1)
+	s.begin(p)
 	started := p.spawn(func() {
+		defer s.end(p)
 		defer s.live.Add(-1)
 		clean := false
 		defer func() {
@@ -41,6 +43,7 @@ func goWorker(p *Pipeline, s *stage, item func() any, body func(), exit func(cle
 	})
 	if !started {
 		s.live.Add(-1)
+		s.end(p)
 		exit(false)
 	}
 }
@@ -52,7 +55,7 @@ func goWorker(p *Pipeline, s *stage, item func() any, body func(), exit func(cle
 // stop.
 func eachItem[T any](p *Pipeline, t *counters, in inlet[T], calls bool, cur *T, handle func(v T) bool) {
 	for {
-		v, ok := in.next(p)
+		v, ok := in.nextTimed(p, t)
 		if !ok {
 			return
 		}
@@ -183,7 +186,9 @@ func (c *caller[T, R]) settle(t *counters, v T, err error) bool {
 // callAndSend calls c on v and sends the result on out (counted); an error
 // is settled instead. It reports whether the worker should go on.
 func callAndSend[T, R any](c *caller[T, R], t *counters, out chan R, v T) bool {
+	start := t.callStart(c.p)
 	r, err := c.call(t, v)
+	callEnd(c.p, c.s, t, start, v, err)
 	if err != nil {
 		return c.settle(t, v, err)
 	}

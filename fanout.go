@@ -66,7 +66,10 @@ func FlatMap[T, R any](p *Pipeline, in <-chan T, workers int, fn func(ctx contex
 				return struct{}{}, fn(ctx, v, emit)
 			})
 			return func(v T) bool {
-				if _, err := c.call(t, v); err != nil {
+				start := t.callStart(p)
+				_, err := c.call(t, v)
+				callEnd(p, &n.s, t, start, v, err)
+				if err != nil {
 					return c.settle(t, v, err)
 				}
 				return true

@@ -33,7 +33,7 @@ func runOrdered[T, R any](n *node[T, R], window int, c *caller[T, R]) {
 	n.pool(func(t *counters, cur *T) {
 		for {
 			inMu.Lock()
-			v, ok := n.in.next(p)
+			v, ok := n.in.nextTimed(p, t)
 			seq := nextIn
 			nextIn++
 			inMu.Unlock()
@@ -43,7 +43,9 @@ func runOrdered[T, R any](n *node[T, R], window int, c *caller[T, R]) {
 			}
 			t.in.Add(1)
 			*cur = v
+			start := t.callStart(p)
 			r, err := c.call(t, v)
+			callEnd(p, &n.s, t, start, v, err)
 			t.called.Add(1)
 			state := uint8(1)
 			if err != nil {

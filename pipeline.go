@@ -83,6 +83,7 @@ type Pipeline struct {
 	chans   map[any]*channelRef  // channel → its maker and readers, for every channel a stage made or reads
 	onStop  []context.CancelFunc // source contexts to cancel on Stop
 	buf     int
+	obs     *observers // see WithObserver; nil: none
 }
 
 // New returns a pipeline whose stages all obey ctx: when ctx ends, every stage
@@ -164,6 +165,7 @@ func (p *Pipeline) view() ([]*stage, []StageStats) {
 	for i, s := range stages {
 		stats[i] = s.snapshot()
 	}
+	markBottleneck(stats)
 	return stages, stats
 }
 

@@ -74,7 +74,10 @@ func ForEach[T any](p *Pipeline, in <-chan T, workers int, fn func(context.Conte
 		})
 		n.each(func(t *counters) func(T) bool {
 			return func(v T) bool {
-				if _, err := c.call(t, v); err != nil {
+				start := t.callStart(p)
+				_, err := c.call(t, v)
+				callEnd(p, &n.s, t, start, v, err)
+				if err != nil {
 					return c.settle(t, v, err)
 				}
 				t.out.Add(1) // handled: counted as out

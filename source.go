@@ -138,7 +138,7 @@ func source[T any](p *Pipeline, kind string, opts []StageOption, bad string, fro
 				p.recordInterrupt()
 				return context.Cause(p.ctx)
 			}
-			if err := deliver(p, out, v, stop); err != nil {
+			if err := deliverTimed(p, ctr, out, v, stop); err != nil {
 				return err
 			}
 			ctr.out.Add(1)

@@ -4,7 +4,10 @@ package pipeline
 // pipeline keeps of each stage it built, and the per-worker counters the
 // stage's goroutines write and Stats sums.
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // StageStats is a snapshot of one stage's counters. For stages that pass each
 // item on at most once, In = Out + Dropped + Errors once the pipeline has
@@ -45,6 +48,29 @@ type StageStats struct {
 	// it remembers for ThrottleKeyed (items waiting, or a rate bucket not full
 	// again; the others go at its next sweep). Both are 0 for other stages.
 	Pending, Keys int
+
+	// Latency is the distribution of the durations of the stage's calls of
+	// its user function (each attempt's sum, retries and backoff included),
+	// of one call in 16 per worker, the first included (every call an
+	// observer asks for, see [CallObserver]); nil for a stage that calls no
+	// function. Its p50, p90, p99: Latency.Quantile(0.5), ….
+	Latency *Histogram
+	// RecvWait is the time the stage's goroutines spent waiting for an item
+	// on an empty input (upstream is slower), SendWait the time they spent
+	// blocked sending to a full output (downstream is slower), summed over
+	// goroutines. Running is how long the stage has run (from its start to
+	// the end of its last goroutine, or to now).
+	RecvWait, SendWait, Running time.Duration
+	// Utilization is the share of its goroutines' time (Workers × Running)
+	// the stage spent neither waiting for input nor blocked on its output:
+	// working, or in its user function. See Bottleneck.
+	Utilization float64
+	// Bottleneck marks the one stage that limits the pipeline's throughput:
+	// of the stages whose Utilization is at least 0.5, the one that spent
+	// the most time working, Utilization × Running (see docs/observing.md);
+	// none if every stage spent most of its time waiting. Its upstream stages spend their time blocked
+	// sending to it, its downstream ones waiting for its items.
+	Bottleneck bool
 }
 
 // counters are one worker's counts, written by that worker only (a source's
@@ -55,7 +81,17 @@ type StageStats struct {
 // Out.) Busy is in - called while a goroutine of the stage is alive.
 type counters struct {
 	in, out, dropped, errors, retries, called atomic.Uint64
-	_                                         [16]byte
+	timing
+	_ [48]byte
+}
+
+// timing is a worker's share of what the stage's durations sum: blocked
+// sending and receiving (nanoseconds), and its sampled call durations. tick
+// counts calls and is touched by the worker's goroutine only.
+type timing struct {
+	recvWait, sendWait atomic.Int64
+	lat                atomic.Pointer[liveHist] // made at the first sampled call
+	tick               uint32
 }
 
 // channelRef is the pipeline's record of a channel that a stage made or
@@ -83,6 +119,14 @@ type stage struct {
 	ctr        []counters                       // one per worker
 	one        [1]counters                      // ctr's storage for a one-worker stage
 	live       atomic.Int32                     // goroutines of the stage still running
+	life                                        // when it started and ended
+}
+
+// life is when a stage's first goroutine started and its last one ended
+// (UnixNano; 0: not yet), and how many of its goroutines have ended.
+type life struct {
+	t0, t1 atomic.Int64
+	exits  atomic.Int32
 }
 
 // snapshot sums the stage's counters. A worker counts an item in before
@@ -144,7 +188,51 @@ func (s *stage) snapshot() StageStats {
 			st.Shared++
 		}
 	}
+	s.timings(&st)
 	return st
+}
+
+// timings adds the stage's durations to st: its call latency, the time its
+// goroutines waited, how long it has run and its utilization.
+func (s *stage) timings(st *StageStats) {
+	if s.calls {
+		st.Latency = new(Histogram)
+	}
+	for j := range s.ctr {
+		c := &s.ctr[j]
+		st.RecvWait += time.Duration(c.recvWait.Load())
+		st.SendWait += time.Duration(c.sendWait.Load())
+		if l := c.lat.Load(); l != nil && st.Latency != nil {
+			l.addTo(st.Latency)
+		}
+	}
+	t0 := s.t0.Load()
+	if t0 == 0 {
+		return
+	}
+	t1 := s.t1.Load()
+	if t1 == 0 {
+		t1 = time.Now().UnixNano()
+	}
+	st.Running = time.Duration(max(t1-t0, 0))
+	if total := float64(st.Running) * float64(max(len(s.ctr), 1)); total > 0 {
+		st.Utilization = min(max(1-float64(st.RecvWait+st.SendWait)/total, 0), 1)
+	}
+}
+
+// markBottleneck sets Bottleneck on the stage of stats that spent the most
+// time working (Utilization × Running) of those whose Utilization is at
+// least 0.5, if any.
+func markBottleneck(stats []StageStats) {
+	best, most := -1, 0.0
+	for i, st := range stats {
+		if work := st.Utilization * float64(st.Running); st.Utilization >= 0.5 && work > most {
+			best, most = i, work
+		}
+	}
+	if best >= 0 {
+		stats[best].Bottleneck = true
+	}
 }
 
 // queueOf reports the summed length and capacity of outs.

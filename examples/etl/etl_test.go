@@ -324,3 +324,17 @@ func TestSummary_RowsPerSecond(t *testing.T) {
 	assert.InDelta(t, 500.0, Summary{Declarations: 1000, Elapsed: 2 * time.Second}.RowsPerSecond(), 1e-9)
 	assert.Zero(t, Summary{Declarations: 1000}.RowsPerSecond())
 }
+
+func TestRun_MetricsFlagServesOnLoopback(t *testing.T) {
+	src := exWriteTree(t, exSmallTree)
+	db := filepath.Join(t.TempDir(), "index.db")
+	var stderr bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"-src", src, "-db", db, "-progress", "none", "-metrics", ":0"},
+		&bytes.Buffer{}, &stderr))
+	assert.Contains(t, stderr.String(), "metrics: http://127.0.0.1:", "a bare :port binds loopback")
+	assert.Equal(t, exSmallTreeRows, exAllRows(t, db))
+
+	err := run(context.Background(), []string{"-src", src, "-db", db, "-progress", "none", "-metrics", "256.0.0.1:0"},
+		&bytes.Buffer{}, &bytes.Buffer{})
+	assert.Error(t, err, "an address that cannot be bound fails the run")
+}

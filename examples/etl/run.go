@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/ec0f1147/pipeline"
+	"github.com/ec0f1147/pipeline/examples/internal/metricsrv"
+	"github.com/ec0f1147/pipeline/prom"
 	"golang.org/x/term"
 )
 
@@ -25,6 +27,7 @@ type options struct {
 	diagram  string
 	progress string
 	every    time.Duration
+	metrics  string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -40,6 +43,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.diagram, "diagram", "", "write the pipeline's Mermaid diagram to this Markdown file on exit")
 	fs.StringVar(&o.progress, "progress", "auto", "progress display: auto, bars, lines or none")
 	fs.DurationVar(&o.every, "every", time.Second, "progress refresh interval")
+	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on http://ADDR/metrics while indexing (a bare :port binds 127.0.0.1)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -82,6 +86,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, signals .
 		return err
 	}
 	defer pipeline.StopOnSignal(job.Pipeline(), signals...)()
+	if o.metrics != "" {
+		url, stop, err := metricsrv.Serve(o.metrics, prom.NewCollector(job.Pipeline(), "etl"))
+		if err != nil {
+			job.Pipeline().Stop()
+			_, _ = job.Wait()
+			return err
+		}
+		defer stop()
+		fmt.Fprintf(stderr, "metrics: %s\n", url)
+	}
 
 	stopProgress := func() {}
 	switch progressMode(o.progress, terminal) {

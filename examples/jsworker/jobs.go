@@ -30,6 +30,7 @@ type Config struct {
 	Work                  time.Duration // time one job takes
 	AckWait               time.Duration // the consumer's AckWait
 	MaxDeliveries         int           // deliveries before a failing job is dead-lettered
+	Metrics               string        // -role worker: address to serve /metrics on; "": none
 }
 
 func (c Config) check() error {

@@ -60,6 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.Work, "work", 2*time.Millisecond, "time one job takes")
 	fs.DurationVar(&cfg.AckWait, "ack-wait", 2*time.Second, "how long the server waits for an ack before it delivers a message again")
 	fs.IntVar(&cfg.MaxDeliveries, "max-deliveries", 4, "deliveries of a failing job before it is dead-lettered")
+	fs.StringVar(&cfg.Metrics, "metrics", "", "-role worker: serve Prometheus metrics on http://ADDR/metrics (a bare :port binds 127.0.0.1)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

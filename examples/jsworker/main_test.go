@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -145,4 +147,38 @@ func TestRun_RejectsBadArguments(t *testing.T) {
 			assert.Contains(t, err.Error(), tt.want)
 		})
 	}
+}
+
+func TestRoleWorker_MetricsFlagServesThePipelineOnLoopback(t *testing.T) {
+	s, err := startServer("127.0.0.1:0", t.TempDir())
+	require.NoError(t, err)
+	defer stopServer(s)
+	flags := []string{"-nats", s.ClientURL(), "-jobs", "20", "-poison", "0", "-failing", "0", "-work", "0s"}
+	require.NoError(t, run(context.Background(), append([]string{"-role", "producer"}, flags...), &syncBuffer{}, &syncBuffer{}))
+
+	ctx, stop := context.WithCancel(context.Background())
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"-role", "worker", "-metrics", ":0"}, flags...), &out, &syncBuffer{})
+	}()
+	urlRE := regexp.MustCompile(`worker: metrics on (http://127\.0\.0\.1:\d+/metrics)\n`)
+	var body string
+	require.Eventually(t, func() bool {
+		m := urlRE.FindStringSubmatch(out.String())
+		if m == nil {
+			return false
+		}
+		resp, err := http.Get(m[1])
+		if err != nil {
+			return false
+		}
+		b, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		body = string(b)
+		return err == nil && strings.Contains(body, `pipeline="jsworker"`) &&
+			regexp.MustCompile(`pipeline_stage_items_in_total\{kind="[^"]+",pipeline="jsworker",stage="[^"]+"\} 20\n`).MatchString(body)
+	}, 30*time.Second, 20*time.Millisecond, "the worker's metrics show its 20 jobs; last scrape:\n%s", body)
+	stop()
+	require.NoError(t, <-done)
 }

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/ec0f1147/pipeline"
+	"github.com/ec0f1147/pipeline/examples/internal/metricsrv"
 	"github.com/ec0f1147/pipeline/natsjs"
+	"github.com/ec0f1147/pipeline/prom"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -89,6 +91,15 @@ func runWorkerRole(ctx context.Context, url string, cfg Config, out io.Writer) e
 	pp, err := startPipe(context.Background(), js, cons, newWorker(cfg), cfg)
 	if err != nil {
 		return err
+	}
+	if cfg.Metrics != "" {
+		url, stop, err := metricsrv.Serve(cfg.Metrics, prom.NewCollector(pp.p, "jsworker"))
+		if err != nil {
+			_ = pp.stop()
+			return err
+		}
+		defer stop()
+		fmt.Fprintf(out, "worker: metrics on %s\n", url)
 	}
 	fmt.Fprintf(out, "worker: consuming %s as %q; Ctrl-C stops\n", jobsStream, durableName)
 	tick := time.NewTicker(time.Second)

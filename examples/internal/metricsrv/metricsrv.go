@@ -1,0 +1,59 @@
+// Package metricsrv serves Prometheus metrics of pipelines on /metrics, for
+// the examples' -metrics flag.
+package metricsrv
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Addr completes a -metrics value: a bare port or ":port" is bound to
+// 127.0.0.1, so that nothing is exposed beyond the machine unless a host
+// is given.
+func Addr(flag string) string {
+	host, port, err := net.SplitHostPort(flag)
+	if err != nil {
+		return net.JoinHostPort("127.0.0.1", flag) // a bare port
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// Serve serves the collectors on http://addr/metrics (addr completed by
+// Addr) until stop is called. It returns the URL it serves.
+func Serve(addr string, collectors ...prometheus.Collector) (url string, stop func(), err error) {
+	reg := prometheus.NewRegistry()
+	for _, c := range collectors {
+		if err := reg.Register(c); err != nil {
+			return "", nil, err
+		}
+	}
+	ln, err := net.Listen("tcp", Addr(addr))
+	if err != nil {
+		return "", nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			_ = err // the listener failed: nothing more to serve
+		}
+	}()
+	return "http://" + ln.Addr().String() + "/metrics", func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}, nil
+}

@@ -1,0 +1,123 @@
+package pipeline
+
+// This file attaches observers to a pipeline (WithObserver) and keeps the
+// durations Stats reports: when each stage starts and ends, telling the
+// observers, and the sampled timing of calls of user functions, told to the
+// histogram of the worker and to the call observers. The time goroutines
+// spend blocked is measured where they block, in channels.go.
+
+import "time"
+
+// latencyEvery is how often a worker times a call for its Latency: one call
+// in latencyEvery, the first included. A power of two.
+const latencyEvery = 16
+
+// WithObserver attaches o to the pipeline: it hears of every stage starting
+// and ending and of the pipeline's end, and, if it is a [CallObserver], of
+// calls of user functions (see there). Several observers may be attached;
+// each hears everything. A nil o is ignored. A pipeline without an observer
+// pays nothing for the hook.
+func WithObserver(o Observer) Option {
+	return func(p *Pipeline) {
+		if o == nil {
+			return
+		}
+		if p.obs == nil {
+			p.obs = &observers{}
+		}
+		p.obs.list = append(p.obs.list, o)
+		if co, ok := o.(CallObserver); ok && co.CallEvery() > 0 {
+			p.obs.calls = append(p.obs.calls, co)
+			p.obs.every = append(p.obs.every, uint32(co.CallEvery()))
+		}
+		p.Finally(func(result error) error {
+			o.PipelineEnded(result, p.Stats())
+			return nil
+		})
+	}
+}
+
+// begin records that a goroutine of s starts; the first one starts the stage.
+func (s *stage) begin(p *Pipeline) {
+	if s.t0.Load() != 0 || !s.t0.CompareAndSwap(0, time.Now().UnixNano()) {
+		return
+	}
+	if p.obs != nil {
+		info := infoOf(s)
+		for _, o := range p.obs.list {
+			o.StageStarted(info)
+		}
+	}
+}
+
+// end records that a goroutine of s has ended; the last one ends the stage.
+func (s *stage) end(p *Pipeline) {
+	if s.exits.Add(1) != int32(len(s.ctr)) {
+		return
+	}
+	s.t1.Store(time.Now().UnixNano())
+	if p.obs != nil {
+		info, final := infoOf(s), s.snapshot()
+		for _, o := range p.obs.list {
+			o.StageEnded(info, final)
+		}
+	}
+}
+
+// callStart counts a call about to start on the worker of t and returns
+// the time it starts if it is to be timed, or the zero Time.
+func (t *counters) callStart(p *Pipeline) time.Time {
+	t.tick++
+	if (t.tick-1)&(latencyEvery-1) != 0 && p.obs == nil {
+		return time.Time{}
+	}
+	return t.sampleStart(p)
+}
+
+// sampleStart is callStart's slow path: a call the histogram or an
+// observer wants timed.
+func (t *counters) sampleStart(p *Pipeline) time.Time {
+	n := t.tick - 1
+	timed := n&(latencyEvery-1) == 0
+	if p.obs != nil {
+		for _, e := range p.obs.every {
+			timed = timed || n%e == 0
+		}
+	}
+	if !timed {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
+// callEnd records the end of a call of stage s on v that callStart timed
+// (a non-zero start), with the error it returned.
+func callEnd[T any](p *Pipeline, s *stage, t *counters, start time.Time, v T, err error) {
+	if !start.IsZero() {
+		callEnded(p, s, t, start, v, err)
+	}
+}
+
+func callEnded[T any](p *Pipeline, s *stage, t *counters, start time.Time, v T, err error) {
+	d := time.Since(start)
+	l := t.lat.Load()
+	if l == nil {
+		l = new(liveHist)
+		t.lat.Store(l) // only this worker writes it
+	}
+	l.record(d)
+	if p.obs == nil || len(p.obs.calls) == 0 {
+		return
+	}
+	n := t.tick - 1
+	var ci CallInfo
+	for i, o := range p.obs.calls {
+		if n%p.obs.every[i] != 0 {
+			continue
+		}
+		if ci.Start.IsZero() {
+			ci = CallInfo{Stage: infoOf(s), Item: v, Start: start, Duration: d, Err: err}
+		}
+		o.Call(ci)
+	}
+}
