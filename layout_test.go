@@ -22,10 +22,12 @@ import (
 var layers = [][]string{
 	{"doc.go"},
 	{"errors.go"},
-	{"limit.go"},
+	{"limit.go", "retry.go", "breaker.go"},
 	{"options.go"},
+	{"failopts.go"},
 	{"stats.go"},
 	{"pipeline.go"},
+	{"collect.go"},
 	{"lifecycle.go"},
 	{"diagram.go"},
 	{"channels.go"},
@@ -33,7 +35,7 @@ var layers = [][]string{
 	{"builder.go"},
 	// stage files: each uses only the layers above, never another stage file
 	{"source.go", "fanout.go", "ordered.go", "filter.go", "merge.go", "split.go",
-		"backpressure.go", "batch.go", "sink.go", "signal.go"},
+		"backpressure.go", "batch.go", "sink.go", "signal.go", "deadletter.go"},
 	// what the reader sources share, then the reader sources (on the sources' loop)
 	{"readers.go"},
 	{"lines.go", "csv.go"},

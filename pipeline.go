@@ -83,6 +83,14 @@ type Pipeline struct {
 	chans   map[any]*channelRef  // channel → its maker and readers, for every channel a stage made or reads
 	onStop  []context.CancelFunc // source contexts to cancel on Stop
 	buf     int
+
+	collect   bool       // CollectErrors
+	collected []struct { // under CollectErrors, every item's failure
+		stage int // its stage's index
+		err   error
+	}
+	sealers []func() // run once, when the first sink starts or Wait is called (see seal)
+	sealed  bool
 }
 
 // New returns a pipeline whose stages all obey ctx: when ctx ends, every stage

@@ -19,6 +19,9 @@ import (
 // the reason (a nil p, a nil in, or bad, the sink's own argument problem).
 func inlineSink[T any](p *Pipeline, kind string, in <-chan T, bad string) (src inlet[T], ok bool) {
 	n := build[T, struct{}](p, spec{kind: kind, inline: true, bad: bad}, nil, nil, in)
+	if p != nil {
+		p.seal() // a sink: the pipeline is built
+	}
 	return n.in, n.err == nil
 }
 
@@ -165,5 +168,49 @@ func All[T any](p *Pipeline, in <-chan T) iter.Seq[T] {
 			}
 		}
 		ended = true
+	}
+}
+
+// AllErr is [All] with the pipeline's result: it yields every item of in
+// with a nil error, in arrival order, and then, if the pipeline failed, one
+// last pair of the zero value and the error [Pipeline.Wait] returns (under
+// [CollectErrors], the joined errors). Breaking out of the loop is an early
+// exit, as with All: the pipeline is cancelled, which is not a failure, and
+// no error pair follows. When the loop ends every goroutine of the pipeline
+// has returned. A nil in is an invalid argument: the only pair is the error.
+func AllErr[T any](p *Pipeline, in <-chan T) iter.Seq2[T, error] {
+	src, ok := inlineSink(p, "allerr", in, "")
+	return func(yield func(T, error) bool) {
+		var zero T
+		if !ok {
+			yield(zero, p.Wait())
+			return
+		}
+		leave := p.enterSink()
+		ended, left := false, false
+		defer func() {
+			if !ended {
+				p.endEarly()
+			}
+			if !left {
+				leave()
+			}
+			_ = p.Wait()
+		}()
+		for {
+			v, ok := src.receive(p)
+			if !ok {
+				break
+			}
+			if !yield(v, nil) {
+				return
+			}
+		}
+		ended = true
+		left = true
+		leave()
+		if err := p.Wait(); err != nil {
+			yield(zero, err)
+		}
 	}
 }
