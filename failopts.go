@@ -25,7 +25,7 @@ func RetryIf(retryable func(err error) bool) StageOption {
 // RetryBudget bounds the stage's retries to a fraction of its calls, so
 // that during an outage retries do not multiply the load on what is failing:
 // every call (first attempt) of the stage earns ratio of a retry, up to burst
-// + ratio saved, and every retry spends one; the stage starts with burst
+// + 1 retries saved (what is older is forgotten), and every retry spends one; the stage starts with burst
 // retries saved. So over any stretch of the stage's life, retries <= burst +
 // ratio × calls. A retry the budget cannot pay for is not made: the item
 // fails with the error of its last attempt (to [OnError], dead letters, or

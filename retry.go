@@ -37,7 +37,7 @@ func IsPermanent(err error) bool {
 }
 
 // retryBudget bounds the retries of one stage to a fraction of its calls:
-// every call deposits ratio tokens (up to burst + ratio), every retry takes
+// every call deposits ratio tokens (up to burst + 1 saved), every retry takes
 // one whole token. It starts with burst tokens, so over any stretch of a
 // stage's life, retries <= burst + ratio × calls.
 type retryBudget struct {
@@ -57,7 +57,7 @@ func (b *retryBudget) deposit() {
 		return
 	}
 	b.mu.Lock()
-	b.tokens = min(b.tokens+b.ratio, b.burst+b.ratio)
+	b.tokens = min(b.tokens+b.ratio, b.burst+1)
 	b.mu.Unlock()
 }
 
