@@ -197,7 +197,7 @@ func (c *caller[T, R]) settle(t *counters, v T, err error) bool {
 	if c.p.interrupted() {
 		return false
 	}
-	err, attempts := untried(err)
+	attempts, err := untried(err)
 	se := &StageError{Stage: c.s.name, Item: v, Err: err}
 	if c.cfg.onError != nil {
 		c.cfg.onErrorMu.Lock()

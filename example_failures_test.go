@@ -167,8 +167,8 @@ func ExampleBreaker() {
 func ExampleNewCircuitBreaker() {
 	b := pipeline.NewCircuitBreaker(pipeline.BreakerConfig{
 		Ratio: 0.5, MinCalls: 10, // half of at least 10 calls failed…
-		Window:   30 * time.Second, // …in the last 30 s
-		CoolDown: 5 * time.Second,  // then fail fast for 5 s, and probe
+		Window:    30 * time.Second, // …in the last 30 s
+		CoolDown:  5 * time.Second,  // then fail fast for 5 s, and probe
 		IsFailure: func(err error) bool { return !pipeline.IsPermanent(err) },
 	})
 	fmt.Println(b.State())

@@ -103,13 +103,13 @@ func withAttempts(err error, n int) error {
 	return &tried{err: err, n: n}
 }
 
-// untried returns the error withAttempts wrapped and its attempts (1 if it
-// wrapped nothing).
-func untried(err error) (error, int) {
+// untried returns the attempts withAttempts recorded in err (1 if none)
+// and the error it wrapped.
+func untried(err error) (int, error) {
 	if t, ok := err.(*tried); ok {
-		return t.err, t.n
+		return t.n, t.err
 	}
-	return err, 1
+	return 1, err
 }
 
 // errPanicked is the outcome a Breaker is told of a call that panicked.
