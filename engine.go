@@ -200,10 +200,7 @@ func (c *caller[T, R]) settle(t *counters, v T, err error) bool {
 	attempts, err := untried(err)
 	se := &StageError{Stage: c.s.name, Item: v, Err: err}
 	if c.cfg.onError != nil {
-		c.cfg.onErrorMu.Lock()
-		herr := c.cfg.onError(se)
-		c.cfg.onErrorMu.Unlock()
-		if herr != nil {
+		if herr := c.cfg.handle(se); herr != nil {
 			return c.p.failItem(c.s.index, herr)
 		}
 	}

@@ -81,3 +81,11 @@ func (c *stageConfig) retryable(err error) bool {
 	}
 	return c.retryIf == nil || c.retryIf(err)
 }
+
+// handle calls the OnError handler, serialised within the stage; a panic in
+// it releases the lock (and fails the pipeline, as any panic does).
+func (c *stageConfig) handle(se *StageError) error {
+	c.onErrorMu.Lock()
+	defer c.onErrorMu.Unlock()
+	return c.onError(se)
+}

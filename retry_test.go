@@ -190,3 +190,16 @@ func TestOnError_IsSerialisedWithinTheStage(t *testing.T) {
 		})
 	}
 }
+
+func TestOnError_APanicInTheHandlerFailsThePipelineWithoutAHang(t *testing.T) {
+	p := pipeline.New(context.Background())
+	fail := func(context.Context, int) (int, error) { return 0, errOdd }
+	var err error
+	within(t, "a pipeline whose OnError handler panics", func() {
+		err = pipeline.Drain(p, pipeline.FanOut(p, pipeline.FromSeq(p, slices.Values(ints(100))), 8, fail,
+			pipeline.OnError(func(*pipeline.StageError) error { panic("handler") })))
+	})
+	var pe *pipeline.PanicError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, "handler", pe.Value)
+}
