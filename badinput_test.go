@@ -243,6 +243,32 @@ func badCases() []badCase {
 		{"Limit(zero Limiter)", []string{"Limit"}, stage(func(p *pipeline.Pipeline) <-chan int {
 			return pipeline.FanOut(p, in(p), 1, identity, pipeline.Limit(&pipeline.Limiter{}))
 		})},
+		{"RetryIf(nil)", []string{"RetryIf"}, stage(func(p *pipeline.Pipeline) <-chan int {
+			return pipeline.FanOut(p, in(p), 1, identity, pipeline.RetryIf(nil))
+		})},
+		{"RetryBudget(2, 1)", []string{"RetryBudget"}, stage(func(p *pipeline.Pipeline) <-chan int {
+			return pipeline.FanOut(p, in(p), 1, identity, pipeline.RetryBudget(2, 1))
+		})},
+		{"StrictTimeout without Timeout", []string{"StrictTimeout"}, stage(func(p *pipeline.Pipeline) <-chan int {
+			return pipeline.FanOutOrdered(p, in(p), 1, identity, pipeline.StrictTimeout())
+		})},
+		{"Breaker(nil)", []string{"Breaker"}, stage(func(p *pipeline.Pipeline) <-chan int {
+			return pipeline.FlatMap(p, in(p), 1, emitAsIs, pipeline.Breaker(nil))
+		})},
+		{"Breaker(no window)", []string{"Breaker", "Window"}, stage(func(p *pipeline.Pipeline) <-chan int {
+			return pipeline.FanOut(p, in(p), 1, identity, pipeline.Breaker(pipeline.NewCircuitBreaker(pipeline.BreakerConfig{Failures: 1})))
+		})},
+		{"DeadLetters of another type", []string{"DeadLetters"}, stage(func(p *pipeline.Pipeline) <-chan int {
+			return pipeline.FanOut(p, in(p), 1, identity, pipeline.NewDeadLetters[string](p, 0).Option())
+		})},
+		{"NewDeadLetters(-1)", []string{"NewDeadLetters"}, func(t *testing.T) error {
+			p := pipeline.New(context.Background())
+			assert.True(t, closedNow(pipeline.NewDeadLetters[int](p, -1).Out()))
+			return p.Wait()
+		}},
+		{"RetryIf on a Filter", []string{"RetryIf", "filter"}, stage(func(p *pipeline.Pipeline) <-chan int {
+			return pipeline.Filter(p, in(p), keepAll, pipeline.RetryIf(func(error) bool { return true }))
+		})},
 
 		// Weighted with missing parts: every call fails.
 		{"Weighted/nil limiter", []string{"Weighted"}, badWeighted(nil, func(int) int { return 1 }, identity)},

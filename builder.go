@@ -132,7 +132,7 @@ func build[T, R any](p *Pipeline, sp spec, opts []StageOption, start func(n *nod
 	// Stats and Diagram see it whole; and hold the pipeline open until its
 	// goroutines are started, so that a Wait returning meanwhile cannot
 	// leave the stage neither run nor failed.
-	s.limiter = n.cfg.limiter
+	s.limiter, s.breaker = n.cfg.limiter, n.cfg.breaker
 	if len(ins) == 1 {
 		s.ins, s.inputs = n.inRef[:0], n.upRef[:0]
 	}
@@ -184,6 +184,13 @@ func build[T, R any](p *Pipeline, sp spec, opts []StageOption, start func(n *nod
 		problem = fmt.Sprintf("input %d must not be nil", nilIn)
 	case nilIn >= 0:
 		problem = "input channel must not be nil"
+	case n.cfg.dead != nil && !n.cfg.dead.accepts(p, (*T)(nil)):
+		problem = "DeadLetters.Option: the dead letters are of another pipeline, or their item type is not the stage's input type"
+	case n.cfg.dead != nil && !n.cfg.dead.join(): // last: it counts the stage as a feeder
+		problem = "DeadLetters.Option: the dead letters are closed (the pipeline was sealed and every stage feeding them has ended)"
+	case n.cfg.dead != nil:
+		s.feeds = n.cfg.dead
+		s.pending.Store(int32(len(s.ctr)))
 	}
 	if problem != "" {
 		n.err = p.refuse(s.name, problem)

@@ -43,6 +43,14 @@
 // follow from the cancellation are not reported. [OnError] can skip failed
 // items instead (they are counted), and [Retry] and [Timeout] wrap each call.
 //
+// For more (docs/failures.md, "Handling failures"): [DeadLetters] send the
+// failed items, typed, with their error and attempts, to an output of their
+// own; [CollectErrors] runs everything to the end and returns every failure;
+// [Permanent], [RetryIf] and [RetryBudget] retry only what can succeed;
+// [StrictTimeout] refuses late results; a [CircuitBreaker] ([Breaker]) fails
+// fast while a downstream is down; [AllErr] ranges over results and the
+// pipeline's error.
+//
 // # Ending
 //
 // A pipeline ends in one of three ways. Its sources run out and every item

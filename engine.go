@@ -37,6 +37,7 @@ func goWorker(p *Pipeline, s *stage, item func() any, body func(), exit func(cle
 				p.fail(&StageError{Stage: s.name, Item: it, Err: cause})
 			}
 			exit(clean)
+			s.workerEnded()
 		}()
 		body()
 		clean = true
@@ -45,6 +46,7 @@ func goWorker(p *Pipeline, s *stage, item func() any, body func(), exit func(cle
 		s.live.Add(-1)
 		s.end(p)
 		exit(false)
+		s.workerEnded()
 	}
 }
 
@@ -83,7 +85,7 @@ type caller[T, R any] struct {
 
 func newCaller[T, R any](p *Pipeline, s *stage, cfg *stageConfig, fn func(context.Context, T) (R, error)) *caller[T, R] {
 	return &caller[T, R]{p: p, s: s, cfg: cfg, fn: fn,
-		slow: cfg.timeout > 0 || cfg.attempts > 1 || cfg.limiter != nil,
+		slow: cfg.timeout > 0 || cfg.attempts > 1 || cfg.limiter != nil || cfg.breaker != nil,
 		tell: discarder[T]()}
 }
 
@@ -94,10 +96,11 @@ func (c *caller[T, R]) call(t *counters, v T) (R, error) {
 		return c.fn(c.p.ctx, v)
 	}
 	attempts := max(c.cfg.attempts, 1)
+	c.cfg.budget.deposit()
 	for attempt := 1; ; attempt++ {
-		r, err := c.attempt(v)
-		if err == nil || attempt >= attempts || c.p.cancelled() {
-			return r, err
+		r, err := c.try(t, v)
+		if err == nil || attempt >= attempts || c.p.cancelled() || !c.cfg.retryable(err) || !c.cfg.budget.take() {
+			return r, withAttempts(err, attempt)
 		}
 		t.retries.Add(1)
 		if !c.p.sleep(c.backoff(attempt)) {
@@ -128,10 +131,41 @@ func (c *caller[T, R]) attempt(v T) (r R, err error) {
 		defer cancel()
 	}
 	r, err = c.fn(ctx, v)
+	if c.cfg.strict && err == nil {
+		if err = lateError(ctx, c.cfg.timeout); err != nil {
+			var zero R
+			r = zero
+		}
+	}
 	if err != nil && c.cfg.timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) &&
 		!errors.Is(err, context.DeadlineExceeded) {
 		err = fmt.Errorf("%w (%w after %v)", err, context.DeadlineExceeded, c.cfg.timeout)
 	}
+	return r, err
+}
+
+// try is attempt under the stage's Breaker, if any: refused (ErrOpen,
+// counted as Rejected) while it is open, and told the outcome otherwise (a
+// panic counts as a failure).
+func (c *caller[T, R]) try(t *counters, v T) (r R, err error) {
+	b := c.cfg.breaker
+	if b == nil {
+		return c.attempt(v)
+	}
+	probe, err := b.admit()
+	if err != nil {
+		t.rejected.Add(1)
+		return r, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			b.done(probe, errPanicked)
+		}
+	}()
+	r, err = c.attempt(v)
+	ok = true
+	b.done(probe, err)
 	return r, err
 }
 
@@ -168,19 +202,27 @@ func (c *caller[T, R]) settle(t *counters, v T, err error) bool {
 	if c.p.interrupted() {
 		return false
 	}
+	attempts, err := untried(err)
 	se := &StageError{Stage: c.s.name, Item: v, Err: err}
 	if c.cfg.onError != nil {
-		if herr := c.cfg.onError(se); herr != nil {
-			c.p.fail(herr)
+		if herr := c.cfg.handle(se); herr != nil {
+			return c.p.failItem(c.s.index, herr)
+		}
+	}
+	if c.cfg.dead != nil {
+		if !c.cfg.dead.put(v, err, c.s.name, attempts) {
 			return false
 		}
+		t.deadLetters.Add(1)
+		return true
+	}
+	if c.cfg.onError != nil {
 		if c.tell {
 			discard(v, se)
 		}
 		return true
 	}
-	c.p.fail(se)
-	return false
+	return c.p.failItem(c.s.index, se)
 }
 
 // callAndSend calls c on v and sends the result on out (counted); an error

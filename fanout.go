@@ -11,7 +11,7 @@ import "context"
 //
 // fn gets the pipeline's context (with a deadline under [Timeout]); an error
 // from fn fails the pipeline as a [*StageError] naming the stage and item,
-// unless [OnError] skips it; [Retry] re-runs it first. A panic in fn fails the
+// unless [OnError] skips it or [DeadLetters] take it; [Retry] re-runs it first. A panic in fn fails the
 // pipeline with a [*PanicError]. On cancel the workers stop taking items and
 // the output is closed; on [Pipeline.Stop] they finish every item still coming.
 // workers < 1, a nil fn or a nil in is an invalid argument.

@@ -22,12 +22,15 @@ import (
 var layers = [][]string{
 	{"doc.go"},
 	{"errors.go"},
-	{"limit.go"},
+	{"limit.go", "retry.go", "breaker.go"},
 	{"options.go"},
 	{"histogram.go"},
+	{"failopts.go"},
 	{"stats.go"},
 	{"observer.go"},
 	{"pipeline.go"},
+	{"attach.go"},
+	{"collect.go"},
 	{"lifecycle.go"},
 	{"diagram.go"},
 	{"channels.go"},
@@ -37,7 +40,7 @@ var layers = [][]string{
 	{"workers.go"},
 	// stage files: each uses only the layers above, never another stage file
 	{"source.go", "fanout.go", "ordered.go", "filter.go", "merge.go", "split.go",
-		"backpressure.go", "batch.go", "sink.go", "signal.go", "keyed.go", "throttlekeyed.go"},
+		"backpressure.go", "batch.go", "sink.go", "signal.go", "keyed.go", "throttlekeyed.go", "deadletter.go"},
 	// what the reader sources share, then the reader sources (on the sources' loop)
 	{"readers.go"},
 	{"lines.go", "csv.go"},

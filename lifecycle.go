@@ -45,6 +45,7 @@ func (p *Pipeline) Wait() error {
 	if p == nil {
 		return errNilPipeline()
 	}
+	p.seal()
 	for {
 		p.mu.Lock()
 		switch {
@@ -69,6 +70,7 @@ func (p *Pipeline) Wait() error {
 // goroutine of this Wait: the others still return).
 func (p *Pipeline) end() {
 	p.mu.Lock()
+	p.err = p.withCollected(p.err)
 	err := p.err
 	p.mu.Unlock()
 	returned := false
@@ -185,6 +187,7 @@ func (p *Pipeline) Shutdown(ctx context.Context) error {
 		return errArg("Shutdown", "nil context")
 	}
 	p.Stop()
+	p.seal()
 	if onStageGoroutine() {
 		if deadline, ok := ctx.Deadline(); ok {
 			t := time.AfterFunc(time.Until(deadline), func() { p.cancelRunning(context.DeadlineExceeded) })

@@ -7,6 +7,7 @@ package pipeline
 import (
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 )
 
@@ -16,7 +17,7 @@ import (
 type StageOption func(*stageConfig)
 
 // optBit names one option, for the set of options a kind of stage accepts.
-type optBit uint8
+type optBit uint16
 
 const (
 	optName optBit = 1 << iota
@@ -25,14 +26,20 @@ const (
 	optRetry
 	optOnError
 	optLimit
+	optRetryIf
+	optRetryBudget
+	optStrict
+	optBreaker
+	optDeadLetters
 	optPending
 )
 
 // The option sets of the kinds of stage.
 const (
-	optsBasic = optName | optBuffer                                       // every stage with an output
-	optsCall  = optsBasic | optTimeout | optRetry | optOnError | optLimit // stages calling a user function with a context
-	optsSink  = optsCall &^ optBuffer                                     // ForEach: no output to buffer
+	optsBasic = optName | optBuffer                                                   // every stage with an output
+	optsCall  = optsBasic | optTimeout | optRetry | optOnError | optLimit | optsFail  // stages calling a user function with a context
+	optsFail  = optRetryIf | optRetryBudget | optStrict | optBreaker | optDeadLetters // failure handling (failopts.go)
+	optsSink  = optsCall &^ optBuffer                                                 // ForEach: no output to buffer
 	// the keyed stages also accept MaxPending
 	optsKeyedCall     = optsCall | optPending  // FanOutKeyed
 	optsKeyedThrottle = optsBasic | optPending // ThrottleKeyed
@@ -40,7 +47,9 @@ const (
 
 var optNames = map[optBit]string{
 	optName: "Name", optBuffer: "BufferSize", optTimeout: "Timeout",
-	optRetry: "Retry", optOnError: "OnError", optLimit: "Limit", optPending: "MaxPending",
+	optRetry: "Retry", optOnError: "OnError", optLimit: "Limit",
+	optRetryIf: "RetryIf", optRetryBudget: "RetryBudget", optStrict: "StrictTimeout",
+	optBreaker: "Breaker", optDeadLetters: "DeadLetters.Option", optPending: "MaxPending",
 }
 
 // stageConfig is what a stage's options set.
@@ -55,6 +64,23 @@ type stageConfig struct {
 	limiter  *Limiter
 	pending  int    // MaxPending; 0: DefaultMaxPending
 	bad      string // the first invalid option value, reported when the stage is built
+
+	// failure handling (failopts.go)
+	onErrorMu *sync.Mutex      // serialises onError within the stage
+	retryIf   func(error) bool // nil: every error but a Permanent one is retried
+	budget    *retryBudget     // nil: no budget
+	strict    bool             // StrictTimeout
+	breaker   *CircuitBreaker  // nil: none
+	dead      deadLetterOut    // nil: no dead letters
+}
+
+// deadLetterOut is where a stage with dead letters sends its failed items
+// (a *DeadLetters[T], see deadletter.go).
+type deadLetterOut interface {
+	accepts(p, probe any) bool // p is the stage's *Pipeline, probe a *T of its input type T
+	join() bool                // a stage starts feeding it; false once it is closed
+	leave()                    // a stage feeding it has ended
+	put(item any, err error, stage string, attempts int) bool
 }
 
 // configure applies opts to a new config.
@@ -83,6 +109,12 @@ func (c *stageConfig) problem(kind string, allowed optBit) string {
 	}
 	if c.limiter != nil && c.limiter.Limit() < 1 {
 		return "Limit: the limiter's size must be >= 1"
+	}
+	if c.strict && c.timeout <= 0 {
+		return "StrictTimeout needs a Timeout"
+	}
+	if c.breaker != nil && c.breaker.bad != "" {
+		return c.breaker.bad
 	}
 	return ""
 }
@@ -127,6 +159,10 @@ func BufferSize(n int) StageOption {
 // context.DeadlineExceeded. The function must watch its context: a call that
 // ignores it cannot be abandoned, since that would leak its goroutine.
 // With [Retry], each attempt has its own deadline.
+//
+// By default the timeout is cooperative: a call that returns success after
+// its deadline is accepted as a success. Add [StrictTimeout] to count it as
+// timed out.
 func Timeout(d time.Duration) StageOption {
 	return func(c *stageConfig) {
 		c.used |= optTimeout
@@ -143,7 +179,9 @@ func Timeout(d time.Duration) StageOption {
 // A nil backoff is [DefaultBackoff]. The wait ends early if the pipeline is
 // cancelled, and no attempt starts after that. Panics are not retried. Each
 // re-run is counted in [StageStats].Retries; the error of the last attempt goes
-// to [OnError] or fails the pipeline.
+// to [OnError] or fails the pipeline. An error marked [Permanent], one that
+// [RetryIf] rejects, [ErrOpen] from a [Breaker], and a retry beyond the
+// stage's [RetryBudget] end the attempts at once.
 func Retry(attempts int, backoff func(attempt int) time.Duration) StageOption {
 	return func(c *stageConfig) {
 		c.used |= optRetry
@@ -173,9 +211,17 @@ func DefaultBackoff(attempt int) time.Duration {
 
 // OnError decides what a failed item does. The handler gets the
 // [*StageError]; if it returns nil the item is skipped (counted in
-// [StageStats].Errors) and the stage goes on; if it returns an error the
-// pipeline fails with that error. Without OnError any error fails the
-// pipeline. Panics are never offered to the handler: they always fail it.
+// [StageStats].Errors; sent to the stage's [DeadLetters] if it has them) and
+// the stage goes on; if it returns an error the pipeline fails with that
+// error (under [CollectErrors], the error is collected instead). Without
+// OnError any error fails the pipeline. Panics are never offered to the
+// handler: they always fail it.
+//
+// The handler runs on the worker goroutine whose call failed, but calls of
+// it are serialised within the stage (a mutex around it): a handler may
+// update state of its own without a lock, as long as no other stage's
+// handler shares that state. A slow handler holds up the stage's other
+// failures, not its successes.
 func OnError(handler func(err *StageError) error) StageOption {
 	return func(c *stageConfig) {
 		c.used |= optOnError
@@ -184,6 +230,7 @@ func OnError(handler func(err *StageError) error) StageOption {
 			return
 		}
 		c.onError = handler
+		c.onErrorMu = new(sync.Mutex)
 	}
 }
 

@@ -1,7 +1,7 @@
 package pipeline
 
 // This file holds the handle every stage shares: the Pipeline, its options,
-// Context, Stats and Attach, and the state changes stages make (fail,
+// Context and Stats, and the state changes stages make (fail,
 // interrupted, spawn, …). The transitions users drive (Stop, Shutdown, Wait,
 // Finally) are in lifecycle.go.
 //
@@ -84,6 +84,14 @@ type Pipeline struct {
 	onStop  []context.CancelFunc // source contexts to cancel on Stop
 	buf     int
 	obs     *observers // see WithObserver; nil: none
+
+	collect   bool       // CollectErrors
+	collected []struct { // under CollectErrors, every item's failure
+		stage int // its stage's index
+		err   error
+	}
+	sealers []func() // run once, when the first sink starts or Wait is called (see seal)
+	sealed  bool
 }
 
 // New returns a pipeline whose stages all obey ctx: when ctx ends, every stage
@@ -120,30 +128,6 @@ func (p *Pipeline) Context() context.Context {
 		return context.Background()
 	}
 	return p.ctx
-}
-
-// Attach returns the value attached to p under key, attaching init() first
-// if there is none yet. It is for state that the stages an adapter builds on
-// one pipeline share, such as a message source and the sinks that must settle
-// its messages, without a process-wide registry: the value lives as long as
-// p. Keys compare as map keys do; use a key of an unexported type, as with
-// context.WithValue. init runs at most once per key, while p is locked: it
-// must not call p's methods. Attach on a nil p returns init().
-func Attach[V any](p *Pipeline, key any, init func() V) V {
-	if p == nil {
-		return init()
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if v, ok := p.values[key]; ok {
-		return v.(V)
-	}
-	v := init()
-	if p.values == nil {
-		p.values = make(map[any]any)
-	}
-	p.values[key] = v
-	return v
 }
 
 // Stats returns a snapshot of every stage's counters, in creation order. It is

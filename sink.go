@@ -30,6 +30,7 @@ func inlineSink[T any](p *Pipeline, kind string, in <-chan T, bad string) (inlet
 		src, _ = adopt(p, in)
 		p.mu.Unlock()
 	}
+	p.seal() // a sink: the pipeline is built
 	switch {
 	case bad != "":
 		return src, p.refuse(kind, bad)
@@ -185,5 +186,49 @@ func All[T any](p *Pipeline, in <-chan T) iter.Seq[T] {
 			}
 		}
 		ended = true
+	}
+}
+
+// AllErr is [All] with the pipeline's result: it yields every item of in
+// with a nil error, in arrival order, and then, if the pipeline failed, one
+// last pair of the zero value and the error [Pipeline.Wait] returns (under
+// [CollectErrors], the joined errors). Breaking out of the loop is an early
+// exit, as with All: the pipeline is cancelled, which is not a failure, and
+// no error pair follows. When the loop ends every goroutine of the pipeline
+// has returned. A nil in is an invalid argument: the only pair is the error.
+func AllErr[T any](p *Pipeline, in <-chan T) iter.Seq2[T, error] {
+	src, err := inlineSink(p, "allerr", in, "")
+	return func(yield func(T, error) bool) {
+		var zero T
+		if err != nil {
+			yield(zero, p.Wait())
+			return
+		}
+		leave := p.enterSink()
+		ended, left := false, false
+		defer func() {
+			if !ended {
+				p.endEarly()
+			}
+			if !left {
+				leave()
+			}
+			_ = p.Wait()
+		}()
+		for {
+			v, ok := src.receive(p)
+			if !ok {
+				break
+			}
+			if !yield(v, nil) {
+				return
+			}
+		}
+		ended = true
+		left = true
+		leave()
+		if err := p.Wait(); err != nil {
+			yield(zero, err)
+		}
 	}
 }

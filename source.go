@@ -151,7 +151,7 @@ func source[T any](p *Pipeline, kind string, opts []StageOption, bad string, fro
 			case p.interrupted():
 			case p.stopped.Load() && errors.Is(err, context.Canceled) && ctx.Err() != nil:
 			default:
-				p.fail(&StageError{Stage: n.s.name, Err: err})
+				p.failItem(n.s.index, &StageError{Stage: n.s.name, Err: err})
 			}
 		}, func() {
 			if produce {

@@ -28,6 +28,15 @@ type StageStats struct {
 	// deliberately not sent (filtered out, shed by DropOnFull), Errors items
 	// skipped through OnError, Retries re-runs of a failed call.
 	In, Out, Dropped, Errors, Retries uint64
+	// DeadLetters counts the failed items (among Errors) sent to the
+	// stage's [DeadLetters]; Rejected the calls its [Breaker] refused with
+	// [ErrOpen].
+	DeadLetters, Rejected uint64
+	// Breaker is the state of the stage's [CircuitBreaker] now, and
+	// BreakerOpened how often it has opened (for every stage sharing it);
+	// both zero without one.
+	Breaker       BreakerState
+	BreakerOpened uint64
 	// QueueLen and QueueCap describe the stage's output channel(s) now.
 	QueueLen, QueueCap int
 	// Unread counts the stage's outputs that no stage or sink of the
@@ -81,8 +90,9 @@ type StageStats struct {
 // Out.) Busy is in - called while a goroutine of the stage is alive.
 type counters struct {
 	in, out, dropped, errors, retries, called atomic.Uint64
+	deadLetters, rejected                     atomic.Uint64 // failure handling
 	timing
-	_ [48]byte
+	_ [32]byte // to 128 bytes: two cache lines
 }
 
 // timing is a worker's share of what the stage's durations sum: blocked
@@ -116,6 +126,9 @@ type stage struct {
 	queue      func() (n, c int)                // its outputs' summed length and capacity; nil: no output
 	outs, ins  []*channelRef                    // the channels it makes and reads, for Unread and Shared
 	limiter    *Limiter                         // its Limit option's, if any
+	breaker    *CircuitBreaker                  // its Breaker option's, if any
+	feeds      deadLetterOut                    // the dead letters it feeds, if any: left when its last worker ends
+	pending    atomic.Int32                     // workers not ended yet, while it feeds dead letters
 	ctr        []counters                       // one per worker
 	one        [1]counters                      // ctr's storage for a one-worker stage
 	live       atomic.Int32                     // goroutines of the stage still running
@@ -149,6 +162,8 @@ func (s *stage) snapshot() StageStats {
 		st.Dropped += c.dropped.Load()
 		st.Errors += c.errors.Load()
 		st.Retries += c.retries.Load()
+		st.DeadLetters += c.deadLetters.Load()
+		st.Rejected += c.rejected.Load()
 	}
 	live := s.live.Load() > 0
 	for j := range s.ctr {
@@ -159,6 +174,9 @@ func (s *stage) snapshot() StageStats {
 		if s.calls && in > called[j] && live {
 			st.Busy++
 		}
+	}
+	if b := s.breaker; b != nil {
+		st.Breaker, st.BreakerOpened = b.State(), b.Counts().Opened
 	}
 	if s.queue != nil {
 		st.QueueLen, st.QueueCap = s.queue()
@@ -232,6 +250,14 @@ func markBottleneck(stats []StageStats) {
 	}
 	if best >= 0 {
 		stats[best].Bottleneck = true
+	}
+}
+
+// workerEnded records that one worker of the stage has ended; the last
+// to end leaves the dead letters the stage feeds.
+func (s *stage) workerEnded() {
+	if s.feeds != nil && s.pending.Add(-1) == 0 {
+		s.feeds.leave()
 	}
 }
 

@@ -42,7 +42,7 @@ type Page struct {
 }
 
 // Failure is a page that never answered: it failed or timed out on every
-// attempt.
+// attempt, or answered with a client error (4xx), which is not retried.
 type Failure struct {
 	Host, URL string
 	Attempts  int
@@ -80,9 +80,10 @@ type crawler struct {
 // by the index fetch and the page fetches alike, and its own Throttle;
 // every request also holds a slot of one limiter of cfg.Total slots shared
 // by all hosts. Each attempt has cfg.Timeout; a failed attempt (an error,
-// a timeout or a 5xx) is retried up to cfg.Attempts in all; a page that
-// still fails is reported, not fatal. The throttle paces the first attempt
-// at each page; a retry waits for cfg.Backoff.
+// a timeout or a 5xx) is retried up to cfg.Attempts in all, but a 4xx is
+// not (it is pipeline.Permanent); a page that still fails goes to the
+// crawl's dead letters and is reported, not fatal. The throttle paces the
+// first attempt at each page; a retry waits for cfg.Backoff.
 func Crawl(ctx context.Context, client *http.Client, seeds []Seed, cfg Config) (*Report, error) {
 	start := time.Now()
 	m := &meter{next: client.Transport, perHost: map[string]*gauge{}}
@@ -103,6 +104,22 @@ func Crawl(ctx context.Context, client *http.Client, seeds []Seed, cfg Config) (
 	retry := pipeline.Retry(cfg.Attempts, func(int) time.Duration { return cfg.Backoff })
 
 	p := pipeline.New(ctx)
+	// The pages (and index pages) that keep failing go to dead letters,
+	// typed by what failed, each with its error and attempts.
+	deadPages, deadIndexes := pipeline.NewDeadLetters[string](p, 0), pipeline.NewDeadLetters[Seed](p, 0)
+	reported := make(chan struct{}, 2)
+	go func() {
+		for l := range deadPages.Out() {
+			c.failed(l.Item, l.Err, l.Attempts)
+		}
+		reported <- struct{}{}
+	}()
+	go func() {
+		for l := range deadIndexes.Out() {
+			c.failed(l.Item.URL, l.Err, l.Attempts)
+		}
+		reported <- struct{}{}
+	}()
 	indexes := pipeline.Generate(p, seeds...)
 	links := pipeline.FlatMap(p, indexes, len(seeds), func(ctx context.Context, s Seed, emit func(string) error) error {
 		get := pipeline.Weighted(perHost[c.hostIdx[hostOf(s.URL)]], one, c.get)
@@ -117,7 +134,7 @@ func Crawl(ctx context.Context, client *http.Client, seeds []Seed, cfg Config) (
 		}
 		return nil
 	}, pipeline.Name("index"), pipeline.Limit(total), pipeline.Timeout(cfg.Timeout), retry,
-		pipeline.OnError(c.failed))
+		deadIndexes.Option())
 
 	byHost := pipeline.Partition(p, links, len(seeds), func(u string) int { return c.hostIdx[hostOf(u)] })
 	fetched := make([]<-chan Page, len(seeds))
@@ -128,9 +145,11 @@ func Crawl(ctx context.Context, client *http.Client, seeds []Seed, cfg Config) (
 			return pg.Page, err
 		})
 		fetched[i] = pipeline.FanOut(p, polite, cfg.PerHost, fetch, pipeline.Name("fetch "+s.Name),
-			pipeline.Limit(total), pipeline.Timeout(cfg.Timeout), retry, pipeline.OnError(c.failed))
+			pipeline.Limit(total), pipeline.Timeout(cfg.Timeout), retry, deadPages.Option())
 	}
 	pages, err := pipeline.Collect(p, pipeline.Merge(p, fetched...))
+	<-reported // the dead letters are closed once the pipeline has ended
+	<-reported
 
 	r := &Report{Elapsed: time.Since(start), Diagram: p.Diagram(),
 		MaxInFlight: m.total.max, MaxInFlightPerHost: map[string]int{}}
@@ -145,10 +164,7 @@ func Crawl(ctx context.Context, client *http.Client, seeds []Seed, cfg Config) (
 		pg.Attempts = c.attempts[pg.URL]
 		r.Pages = append(r.Pages, pg)
 	}
-	for _, f := range c.failures {
-		f.Attempts = c.attempts[f.URL]
-		r.Failures = append(r.Failures, f)
-	}
+	r.Failures = append(r.Failures, c.failures...)
 	c.mu.Unlock()
 	sort.Slice(r.Pages, func(i, j int) bool { return less(r.Pages[i].Host, r.Pages[i].URL, r.Pages[j].Host, r.Pages[j].URL) })
 	sort.Slice(r.Failures, func(i, j int) bool {
@@ -164,7 +180,8 @@ func less(h1, u1, h2, u2 string) bool {
 	return u1 < u2
 }
 
-// errStatus is a server error worth retrying.
+// errStatus is an HTTP error status: a server error (5xx), worth retrying,
+// or a client error (4xx), returned as pipeline.Permanent.
 type errStatus struct{ code int }
 
 func (e errStatus) Error() string { return fmt.Sprintf("%d %s", e.code, http.StatusText(e.code)) }
@@ -178,7 +195,8 @@ type fetched struct {
 var hrefRE = regexp.MustCompile(`href="([^"]+)"`)
 
 // get makes one attempt at u. A 5xx status is an error (so Retry re-runs
-// it); any other status is an answer.
+// it); a 4xx is a Permanent error (no retry can cure a 404); any other
+// status is an answer.
 func (c *crawler) get(ctx context.Context, u string) (fetched, error) {
 	c.mu.Lock()
 	c.attempts[u]++
@@ -199,6 +217,9 @@ func (c *crawler) get(ctx context.Context, u string) (fetched, error) {
 	if resp.StatusCode >= 500 {
 		return fetched{}, errStatus{resp.StatusCode}
 	}
+	if resp.StatusCode >= 400 {
+		return fetched{}, pipeline.Permanent(errStatus{resp.StatusCode})
+	}
 	f := fetched{Page: Page{Host: c.name(u), URL: u, Status: resp.StatusCode, Bytes: len(body)}}
 	if m := titleRE.FindSubmatch(body); m != nil {
 		f.Title = string(m[1])
@@ -218,21 +239,17 @@ func (c *crawler) get(ctx context.Context, u string) (fetched, error) {
 
 var titleRE = regexp.MustCompile(`<title>([^<]*)</title>`)
 
-// failed records a page that failed its last attempt; the crawl goes on.
-func (c *crawler) failed(err *pipeline.StageError) error {
-	u, _ := err.Item.(string)
-	if s, ok := err.Item.(Seed); ok {
-		u = s.URL
-	}
+// failed records a page whose dead letter says it failed its last attempt.
+func (c *crawler) failed(u string, err error, attempts int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.failures = append(c.failures, Failure{
 		Host:     c.name(u),
 		URL:      u,
+		Attempts: attempts,
 		TimedOut: errors.Is(err, context.DeadlineExceeded),
-		Err:      err.Err,
+		Err:      err,
 	})
-	return nil
 }
 
 func (c *crawler) name(u string) string {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ec0f1147/pipeline"
 )
 
 // exCrawl crawls the named hosts of a fresh site with cfg and closes
@@ -50,7 +52,6 @@ func TestCrawl_FetchesEveryLinkedPageOfEveryHost(t *testing.T) {
 		got = append(got, fmt.Sprintf("%s %d %s", exKey(p.Host, p.URL), p.Status, p.Title))
 	}
 	assert.Equal(t, []string{
-		"docs /old 404 ",
 		"docs /p/1 200 docs page 1", "docs /p/2 200 docs page 2", "docs /p/3 200 docs page 3", "docs /p/4 200 docs page 4",
 		"flaky /p/1 200 flaky page 1", "flaky /p/2 200 flaky page 2", "flaky /p/3 200 flaky page 3", "flaky /p/4 200 flaky page 4",
 		"slow /p/1 200 slow page 1", "slow /p/2 200 slow page 2", "slow /p/3 200 slow page 3", "slow /p/4 200 slow page 4",
@@ -75,10 +76,18 @@ func TestCrawl_RetriesServerErrorsUntilThePageAnswers(t *testing.T) {
 	assert.Equal(t, uint64(8), r.Retries)
 }
 
-func TestCrawl_DoesNotRetryAnAnswerThatIsNotAServerError(t *testing.T) {
+func TestCrawl_DoesNotRetryAClientError(t *testing.T) {
 	site, r := exCrawl(t, 2, time.Millisecond, exConfig, "docs")
 	assert.Equal(t, 1, site.Host("docs").Requests("/old"))
-	assert.Contains(t, r.Pages, Page{Host: "docs", URL: site.Host("docs").URL + "/old", Status: 404, Bytes: 19, Attempts: 1})
+	require.Len(t, r.Failures, 1)
+	old := r.Failures[0]
+	assert.Equal(t, "docs /old", exKey(old.Host, old.URL))
+	assert.Equal(t, 1, old.Attempts, "a 404 is Permanent: one attempt")
+	assert.True(t, pipeline.IsPermanent(old.Err))
+	var status errStatus
+	require.ErrorAs(t, old.Err, &status)
+	assert.Equal(t, http.StatusNotFound, status.code)
+	assert.Zero(t, r.Retries)
 }
 
 func TestCrawl_ReportsPagesThatNeverAnswerWithoutFailingTheCrawl(t *testing.T) {
@@ -108,7 +117,7 @@ func TestCrawl_NeverExceedsThePerHostOrTotalLimit(t *testing.T) {
 			cfg := exShort
 			cfg.PerHost, cfg.Total = tt.perHost, tt.total
 			_, r := exCrawl(t, 8, 5*time.Millisecond, cfg, "docs", "flaky", "slow")
-			assert.Len(t, r.Pages, 3*8+1)
+			assert.Len(t, r.Pages, 3*8)
 			require.Len(t, r.MaxInFlightPerHost, 3)
 			for host, n := range r.MaxInFlightPerHost {
 				assert.LessOrEqual(t, n, tt.perHost, host)
@@ -156,7 +165,8 @@ func TestRun_PrintsFetchedRetriedAndTimedOut(t *testing.T) {
 		"-timeout", "300ms", "-diagram"}, &stdout, &stderr)
 	require.NoError(t, err, stderr.String())
 	out := stdout.String()
-	assert.Contains(t, out, "fetched 10 pages (2 after retries), 2 failed (1 timed out), 7 retries in ")
+	assert.Contains(t, out, "fetched 9 pages (2 after retries), 3 failed (1 timed out), 7 retries in ")
+	assert.Contains(t, out, "docs  /old     failed: 404 Not Found\n")
 	assert.Contains(t, out, "flaky /p/2     200   294 B  flaky page 2 (3 attempts)\n")
 	assert.Contains(t, out, "flaky /down    failed (3 attempts): 503 Service Unavailable\n")
 	assert.Contains(t, out, "slow  /hang    timed out (3 attempts): ")
