@@ -23,7 +23,7 @@ type DeadLetter[T any] struct {
 
 // DeadLetters is an output for the items stages gave up on, typed by their
 // input type T: give each such stage (FanOut, FanOutOrdered, FlatMap,
-// ForEach; their input type must be T) the handle's [DeadLetters.Option],
+// FanOutKeyed, ForEach; their input type must be T) the handle's [DeadLetters.Option],
 // and read [DeadLetters.Out]. A failed item of such a stage (after its
 // retries, and after [OnError] if the stage has it and returned nil) goes to
 // Out instead of failing the pipeline; it is counted in [StageStats].Errors

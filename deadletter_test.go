@@ -69,6 +69,9 @@ func TestDeadLetters(t *testing.T) {
 				return err
 			}, opts...)
 		},
+		"fanoutkeyed": func(p *pipeline.Pipeline, in <-chan int, opts ...pipeline.StageOption) error {
+			return pipeline.Drain(p, pipeline.FanOutKeyed(p, in, 4, func(v int) int { return v % 5 }, failOdd, opts...))
+		},
 	}
 	for kind, run := range stages {
 		t.Run(kind+"/failed items arrive typed with their error, stage and attempts", func(t *testing.T) {
