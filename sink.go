@@ -20,11 +20,19 @@ import (
 // the stages of an ended pipeline left. If the error is not nil (a nil p,
 // bad, the sink's own argument problem, or a nil in), the pipeline has
 // failed with it.
-func inlineSink[T any](p *Pipeline, kind string, in <-chan T, bad string) (inlet[T], error) {
+//
+// A sink that runs at once (all but All, whose loop may start later or never)
+// asks to enter: it counts as part of the pipeline from before it adopts its
+// input, so that a Wait or Shutdown elsewhere cannot end the pipeline in
+// between and miss a failure of the sink. leave ends that; it is never nil.
+func inlineSink[T any](p *Pipeline, kind string, in <-chan T, bad string, enter bool) (src inlet[T], leave func(), err error) {
+	leave = func() {}
 	if p == nil {
-		return inlet[T]{}, errNilPipeline()
+		return inlet[T]{}, leave, errNilPipeline()
 	}
-	var src inlet[T]
+	if enter {
+		leave = p.enterSink()
+	}
 	if in != nil {
 		p.mu.Lock()
 		src, _ = adopt(p, in)
@@ -33,22 +41,22 @@ func inlineSink[T any](p *Pipeline, kind string, in <-chan T, bad string) (inlet
 	p.seal() // a sink: the pipeline is built
 	switch {
 	case bad != "":
-		return src, p.refuse(kind, bad)
+		err = p.refuse(kind, bad)
 	case in == nil:
-		return src, p.refuse(kind, "input channel must not be nil")
+		err = p.refuse(kind, "input channel must not be nil")
 	}
-	return src, nil
+	return src, leave, err
 }
 
 // Collect gathers every item of in, in arrival order, and returns them with
 // the pipeline's result ([Pipeline.Wait]). On failure it returns what arrived
 // before the pipeline stopped, and the error. A nil in is an invalid argument.
 func Collect[T any](p *Pipeline, in <-chan T) ([]T, error) {
-	src, err := inlineSink(p, "collect", in, "")
+	src, leave, err := inlineSink(p, "collect", in, "", true)
 	if err != nil {
+		leave()
 		return nil, p.Wait()
 	}
-	leave := p.enterSink()
 	var out []T
 	for {
 		v, ok := src.receive(p)
@@ -95,13 +103,14 @@ func ForEach[T any](p *Pipeline, in <-chan T, workers int, fn func(context.Conte
 // [*PanicError] and returns the accumulator as it was. A nil fn or a nil in
 // is an invalid argument.
 func Reduce[T, A any](p *Pipeline, in <-chan T, init A, fn func(A, T) A) (A, error) {
-	src, err := inlineSink(p, "reduce", in, mustNotBeNil(fn == nil, "fn"))
+	src, leave, err := inlineSink(p, "reduce", in, mustNotBeNil(fn == nil, "fn"), true)
 	if err != nil {
+		leave()
 		return init, p.Wait()
 	}
 	acc := init
 	func() {
-		defer p.enterSink()()
+		defer leave()
 		var cur T
 		defer func() {
 			if x := recover(); x != nil {
@@ -127,11 +136,11 @@ func Reduce[T, A any](p *Pipeline, in <-chan T, init A, fn func(A, T) A) (A, err
 // an invalid argument.
 func First[T any](p *Pipeline, in <-chan T) (T, bool, error) {
 	var zero T
-	src, err := inlineSink(p, "first", in, "")
+	src, leave, err := inlineSink(p, "first", in, "", true)
 	if err != nil {
+		leave()
 		return zero, false, p.Wait()
 	}
-	leave := p.enterSink()
 	v, ok := src.receive(p)
 	if ok {
 		p.endEarly()
@@ -144,14 +153,11 @@ func First[T any](p *Pipeline, in <-chan T) (T, bool, error) {
 // pipeline's result ([Pipeline.Wait]): the sink for pipelines whose last stage
 // does the work. A nil in is an invalid argument.
 func Drain[T any](p *Pipeline, in <-chan T) error {
-	src, err := inlineSink(p, "drain", in, "")
-	if err == nil {
-		leave := p.enterSink()
-		for ok := true; ok; {
-			_, ok = src.receive(p)
-		}
-		leave()
+	src, leave, err := inlineSink(p, "drain", in, "", true)
+	for ok := err == nil; ok; {
+		_, ok = src.receive(p)
 	}
+	leave()
 	return p.Wait()
 }
 
@@ -162,7 +168,7 @@ func Drain[T any](p *Pipeline, in <-chan T) error {
 // afterwards for the pipeline's result. A nil in is an invalid argument: the
 // iterator yields nothing and Wait reports it.
 func All[T any](p *Pipeline, in <-chan T) iter.Seq[T] {
-	src, err := inlineSink(p, "all", in, "")
+	src, _, err := inlineSink(p, "all", in, "", false)
 	return func(yield func(T) bool) {
 		if err != nil {
 			return
@@ -197,7 +203,7 @@ func All[T any](p *Pipeline, in <-chan T) iter.Seq[T] {
 // no error pair follows. When the loop ends every goroutine of the pipeline
 // has returned. A nil in is an invalid argument: the only pair is the error.
 func AllErr[T any](p *Pipeline, in <-chan T) iter.Seq2[T, error] {
-	src, err := inlineSink(p, "allerr", in, "")
+	src, _, err := inlineSink(p, "allerr", in, "", false)
 	return func(yield func(T, error) bool) {
 		var zero T
 		if err != nil {
