@@ -122,7 +122,7 @@ func (b *batcher[T]) run(src inlet[T], maxWait time.Duration) {
 			b.flush()
 			return
 		}
-		if b.p.interrupted() {
+		if b.p.cancelled() && b.p.gaveUp() {
 			return
 		}
 		if src.foreign && b.p.stopped.Load() {
@@ -160,7 +160,7 @@ func Unbatch[T any](p *Pipeline, in <-chan []T, opts ...StageOption) <-chan T {
 				// holds len(b) (an add of -1 when it is empty).
 				t.in.Add(uint64(len(b)) - 1)
 				for _, v := range b {
-					if p.interrupted() || !sendCounted(p, t, n.out, v) {
+					if (p.cancelled() && p.gaveUp()) || !sendCounted(p, t, n.out, v) {
 						return false
 					}
 				}

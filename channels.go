@@ -154,7 +154,8 @@ func (in inlet[T]) nextTimed(p *Pipeline, t *counters) (v T, ok bool) {
 	if !in.foreign || !p.stopped.Load() {
 		select {
 		case v, ok = <-in.ch:
-			if ok && p.interrupted() {
+			if ok && p.cancelled() {
+				p.recordInterrupt()
 				return v, false
 			}
 			return v, ok

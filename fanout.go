@@ -47,7 +47,7 @@ func FlatMap[T, R any](p *Pipeline, in <-chan T, workers int, fn func(ctx contex
 		n.each(func(t *counters) func(T) bool {
 			var slot *heldSlot // the current call's Limit slot
 			emit := func(r R) error {
-				if p.interrupted() {
+				if p.cancelled() && p.gaveUp() {
 					return context.Cause(p.ctx)
 				}
 				select {

@@ -129,7 +129,7 @@ func runKeyed[K comparable, T, R any](n *node[T, R], q *keyTable[K, T], key func
 					q.work.Signal() // someone else takes the input meanwhile
 				}
 				q.mu.Unlock()
-				goOn := !p.interrupted() && callAndSend(c, t, out, v)
+				goOn := !(p.cancelled() && p.gaveUp()) && callAndSend(c, t, out, v)
 				q.mu.Lock()
 				if !goOn {
 					q.abort()

@@ -202,12 +202,18 @@ func (p *Pipeline) cancelled() bool { return p.ctx.Err() != nil }
 // interrupted reports whether the pipeline's context is done; if it is, the
 // calling stage gave up with work in hand, and the cause is recorded as the
 // result (unless it is an early exit, which loses nothing on purpose). On an
-// item's path, write `if p.cancelled() { p.recordInterrupt() … }`, which
-// inlines the check.
+// item's path, write `p.cancelled() && p.gaveUp()`, which inlines the check.
 func (p *Pipeline) interrupted() bool {
 	if !p.cancelled() {
 		return false
 	}
+	p.recordInterrupt()
+	return true
+}
+
+// gaveUp is recordInterrupt that reports true, for `p.cancelled() &&
+// p.gaveUp()` on an item's path.
+func (p *Pipeline) gaveUp() bool {
 	p.recordInterrupt()
 	return true
 }
