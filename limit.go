@@ -3,8 +3,10 @@ package pipeline
 import (
 	"container/list"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Limiter is a concurrency budget that several stages (of one pipeline or of
@@ -15,19 +17,24 @@ import (
 // first served, and give up when their pipeline is cancelled.
 //
 // [Weighted] lets one item take more than one slot. The zero Limiter is not
-// usable; make one with [NewLimiter]. All methods are safe for concurrent use.
+// usable; make one with [NewLimiter], or with [NewAdaptiveLimiter] for one
+// that finds its limit by itself. All methods are safe for concurrent use.
 type Limiter struct {
 	mu      sync.Mutex
 	size    int
 	used    int
+	calls   int       // calls holding slots now
 	waiters list.List // of *limitWaiter, in arrival order
 	bad     bool      // made with a size < 1
+	why     string    // set if made with invalid adaptive settings: SetLimit cannot mend it
+	adapt   *adaptive // the rule moving size, for an adaptive limiter; set once, at construction
 }
 
 type limitWaiter struct {
 	n     int
 	ready chan struct{} // closed when granted, or refused with err set
 	err   error
+	t     ticket // set when granted
 }
 
 // NewLimiter returns a limiter with n slots. n < 1 is an invalid argument:
@@ -40,18 +47,32 @@ func NewLimiter(n int) *Limiter {
 // calls start at once; shrinking lets running calls finish, and new calls
 // start only once fewer than n are running. n < 1 is ignored (a limiter
 // never drops to zero slots, which would stall every stage that uses it).
+//
+// On an adaptive limiter ([NewAdaptiveLimiter]) n is clamped to its min and
+// max, and the limiter's rule moves on from there: SetLimit sets where it
+// starts, or overrides what it found. A limiter made with invalid adaptive
+// settings stays invalid.
 func (l *Limiter) SetLimit(n int) {
 	if l == nil || n < 1 {
 		return
 	}
 	l.mu.Lock()
-	l.size = n
-	l.bad = false
+	if l.why != "" {
+		l.mu.Unlock()
+		return
+	}
+	if l.adapt != nil {
+		l.adapt.set(l, n)
+	} else {
+		l.size = n
+		l.bad = false
+	}
 	l.wake()
 	l.mu.Unlock()
 }
 
-// Limit returns the current number of slots.
+// Limit returns the current number of slots: for an adaptive limiter, the
+// limit its rule has reached.
 func (l *Limiter) Limit() int {
 	if l == nil {
 		return 0
@@ -71,6 +92,28 @@ func (l *Limiter) InUse() int {
 	return l.used
 }
 
+// InFlight returns the number of calls holding slots now. It equals
+// [Limiter.InUse] unless [Weighted] calls hold more than one slot each.
+func (l *Limiter) InFlight() int {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.calls
+}
+
+// Waiting returns the number of calls waiting for slots now: with a stage of
+// more workers than the limit, the workers the limit holds back.
+func (l *Limiter) Waiting() int {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.waiters.Len()
+}
+
 // heldKey marks, in a call's context, the *heldSlot of the limiter whose slot
 // the call holds through the Limit option.
 type heldKey struct{}
@@ -80,6 +123,36 @@ type heldKey struct{}
 type heldSlot struct {
 	l    *Limiter
 	held bool
+	t    ticket // what an adaptive limiter learns of the call when it ends
+}
+
+// hold takes one slot of l for a call of a stage with the Limit option.
+func (l *Limiter) hold(ctx context.Context) (*heldSlot, error) {
+	t, err := l.acquire(ctx, 1)
+	if err != nil {
+		return nil, err
+	}
+	return &heldSlot{l: l, held: true, t: t}, nil
+}
+
+// finish gives the slot back once the call has returned err, and lets an
+// adaptive limiter learn from it; ctx is the call's context (a call ended by
+// its cancellation teaches nothing). A nil h does nothing.
+func (h *heldSlot) finish(ctx context.Context, err error) {
+	if h == nil || !h.held {
+		return
+	}
+	h.held = false
+	h.l.releaseCall(ctx, 1, h.t, err)
+}
+
+// release gives the slot back if the call still holds it (it panicked):
+// nothing is learnt from such a call.
+func (h *heldSlot) release() {
+	if h.held {
+		h.held = false
+		h.l.release(1)
+	}
 }
 
 // yield gives the slot back while wait runs (a call blocked on its output is
@@ -94,62 +167,118 @@ func (h *heldSlot) yield(ctx context.Context, wait func() bool) error {
 		}
 		return nil
 	}
+	h.t = h.t.pause()
 	h.l.release(1)
 	h.held = false
 	if !wait() {
 		return context.Cause(ctx)
 	}
-	if err := h.l.acquire(ctx, 1); err != nil {
+	t, err := h.l.acquire(ctx, 1)
+	if err != nil {
 		return err
 	}
+	h.t = h.t.resume(t)
 	h.held = true
 	return nil
 }
 
-// acquire takes n slots, waiting while they are not free. It returns ctx's
-// cause if ctx ends first, and an error if n can never fit.
-func (l *Limiter) acquire(ctx context.Context, n int) error {
+// acquire takes n slots for one call, waiting while they are not free. It
+// returns ctx's cause if ctx ends first, and an error if n can never fit.
+// The call gives the slots back with release or releaseCall; for an adaptive
+// limiter the ticket records the call's admission.
+func (l *Limiter) acquire(ctx context.Context, n int) (ticket, error) {
 	l.mu.Lock()
 	if l.bad {
 		l.mu.Unlock()
-		return fmt.Errorf("%w: limiter: size must be >= 1", ErrInvalidArgument)
+		if l.why != "" {
+			return ticket{}, fmt.Errorf("%w: limiter: %s", ErrInvalidArgument, l.why)
+		}
+		return ticket{}, fmt.Errorf("%w: limiter: size must be >= 1", ErrInvalidArgument)
 	}
-	if n > l.size {
-		err := errTooHeavy(n, l.size)
+	if ceil := l.ceiling(); n > ceil {
 		l.mu.Unlock()
-		return err
+		return ticket{}, errTooHeavy(n, ceil)
 	}
-	if l.waiters.Len() == 0 && l.used+n <= l.size {
-		l.used += n
+	if l.waiters.Len() == 0 && l.fits(n) {
+		t := l.grant(n)
 		l.mu.Unlock()
-		return nil
+		return t, nil
 	}
 	w := &limitWaiter{n: n, ready: make(chan struct{})}
 	e := l.waiters.PushBack(w)
 	l.mu.Unlock()
 	select {
 	case <-w.ready:
-		return w.err
+		return w.t, w.err
 	case <-ctx.Done():
 		l.mu.Lock()
 		select {
 		case <-w.ready: // granted (or refused) meanwhile: give it back
 			if w.err == nil {
 				l.used -= n
+				l.calls--
 			}
 		default:
 			l.waiters.Remove(e)
 		}
 		l.wake()
 		l.mu.Unlock()
-		return context.Cause(ctx)
+		return ticket{}, context.Cause(ctx)
 	}
 }
 
-// release gives back n slots.
+// ceiling is the most slots one call may ever take: the limit of a fixed
+// limiter, the max of an adaptive one. l.mu is held.
+func (l *Limiter) ceiling() int {
+	if l.adapt != nil {
+		return l.adapt.max
+	}
+	return l.size
+}
+
+// fits reports whether n more slots may be taken now. On an adaptive
+// limiter, a call heavier than the current limit (but within its max) runs
+// alone once no slot is held, rather than wait for a limit that may only
+// grow by running calls. l.mu is held.
+func (l *Limiter) fits(n int) bool {
+	return l.used+n <= l.size || (l.adapt != nil && l.used == 0)
+}
+
+// grant takes n slots for one call. l.mu is held.
+func (l *Limiter) grant(n int) ticket {
+	l.used += n
+	l.calls++
+	if l.adapt == nil {
+		return ticket{}
+	}
+	return l.adapt.admit(n, l.used)
+}
+
+// release gives back n slots, learning nothing from the call that held them.
 func (l *Limiter) release(n int) {
 	l.mu.Lock()
 	l.used -= n
+	l.calls--
+	l.wake()
+	l.mu.Unlock()
+}
+
+// releaseCall gives back the n slots of a call admitted with t that returned
+// err, and lets an adaptive limiter learn from it, unless ctx (the call's
+// context) was cancelled: a call cut short by its pipeline's end says nothing
+// about the resource behind the limiter.
+func (l *Limiter) releaseCall(ctx context.Context, n int, t ticket, err error) {
+	var now time.Time
+	learn := l.adapt != nil && t.admitted() && !errors.Is(ctx.Err(), context.Canceled)
+	if learn {
+		now = time.Now()
+	}
+	l.mu.Lock()
+	l.used -= n
+	l.calls--
+	if learn {
+		l.adapt.learn(l, t, now, err)
+	}
 	l.wake()
 	l.mu.Unlock()
 }
@@ -160,12 +289,12 @@ func (l *Limiter) release(n int) {
 func (l *Limiter) wake() {
 	for e := l.waiters.Front(); e != nil; e = l.waiters.Front() {
 		w := e.Value.(*limitWaiter)
-		if w.n > l.size {
-			w.err = errTooHeavy(w.n, l.size)
-		} else if l.used+w.n > l.size {
+		if ceil := l.ceiling(); w.n > ceil {
+			w.err = errTooHeavy(w.n, ceil)
+		} else if !l.fits(w.n) {
 			return
 		} else {
-			l.used += w.n
+			w.t = l.grant(w.n)
 		}
 		l.waiters.Remove(e)
 		close(w.ready)
@@ -186,7 +315,10 @@ func errTooHeavy(n, size int) error {
 // A weight below 1 counts as 1. An item whose weight exceeds l's limit (also
 // one waiting when [Limiter.SetLimit] shrinks the limit below its weight)
 // fails with an error wrapping [ErrInvalidArgument], since it could never
-// run; [OnError] may skip it. Waiting for slots ends with the context's cause
+// run; [OnError] may skip it. On an adaptive limiter ([NewAdaptiveLimiter])
+// the bound is its max instead, and an item heavier than the current limit
+// runs alone, once no slot is held; its latency and failure teach the
+// limiter as every call's do. Waiting for slots ends with the context's cause
 // if the pipeline is cancelled. Weighted on a stage that also has [Limit] on
 // the same limiter fails every call with [ErrInvalidArgument]: holding the
 // Limit slot while waiting for the weight could deadlock. A nil l, weight or
@@ -201,10 +333,19 @@ func Weighted[T, R any](l *Limiter, weight func(T) int, fn func(context.Context,
 			return zero, fmt.Errorf("%w: Weighted: the stage also has Limit on the same limiter; a call holding its Limit slot while waiting for its weight could deadlock: use one or the other", ErrInvalidArgument)
 		}
 		n := max(weight(v), 1)
-		if err := l.acquire(ctx, n); err != nil {
+		t, err := l.acquire(ctx, n)
+		if err != nil {
 			return zero, err
 		}
-		defer l.release(n)
-		return fn(ctx, v)
+		returned := false
+		defer func() {
+			if !returned { // fn panicked
+				l.release(n)
+			}
+		}()
+		r, err := fn(ctx, v)
+		returned = true
+		l.releaseCall(ctx, n, t, err)
+		return r, err
 	}
 }

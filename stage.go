@@ -578,6 +578,9 @@ type StageStats struct {
 	In, Out, Dropped, Errors, Retries uint64
 	// QueueLen and QueueCap describe the stage's output channel(s) now.
 	QueueLen, QueueCap int
+	// Limit is the current limit of the Limiter given with the [Limit]
+	// option (an adaptive one moves it), 0 without one.
+	Limit int
 }
 
 // counters are one worker's counts, written by that worker only (emit
@@ -599,6 +602,8 @@ type stage struct {
 	index      int
 	source     bool // In is Out: a source takes nothing in
 	calls      bool // its items are calls of a user function: Busy counts them
+
+	limiter *Limiter // of the Limit option, for Stats; nil without
 }
 
 // Stats returns a snapshot of every stage's counters, in creation order. It is
@@ -635,6 +640,7 @@ func (p *Pipeline) Stats() []StageStats {
 		if v.queue != nil {
 			st.QueueLen, st.QueueCap = v.queue()
 		}
+		st.Limit = s.limiter.Limit()
 		// A call cut short by a panic is never counted as returned; with no
 		// goroutine of the stage left, nothing is running.
 		if v.source {
@@ -658,7 +664,7 @@ func (p *Pipeline) newStage(kind string, workers int, allowed optBit, opts []Sta
 		}
 	}
 	p.mu.Lock()
-	s := &stage{kind: kind, workers: workers, index: len(p.stages) + 1}
+	s := &stage{kind: kind, workers: workers, index: len(p.stages) + 1, limiter: cfg.limiter}
 	s.name = cfg.name
 	if s.name == "" {
 		s.name = fmt.Sprintf("%s#%d", kind, s.index)
@@ -684,7 +690,7 @@ func (p *Pipeline) newStage(kind string, workers int, allowed optBit, opts []Sta
 	case len(cfg.bad) > 0:
 		return s, cfg, p.invalid(s, "%s", cfg.bad[0])
 	case cfg.limiter != nil && cfg.limiter.Limit() < 1:
-		return s, cfg, p.invalid(s, "Limit: the limiter's size must be >= 1")
+		return s, cfg, p.invalid(s, "Limit: %s", cfg.limiter.problem())
 	}
 	return s, cfg, nil
 }
