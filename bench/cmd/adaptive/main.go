@@ -11,7 +11,7 @@
 // limit and, for the adaptive ones, when the limit re-converged. Rounds
 // interleave the contenders; figures are medians over -rounds rounds.
 //
-//	go run ./bench/cmd/adaptive -rounds 3
+//	go run ./bench/cmd/adaptive
 //
 // The contenders: a sweep of fixed limits (-fixed); the library's
 // NewAdaptiveLimiter(1, workers) with AIMD{Threshold: 1.5×base} and with
@@ -69,13 +69,13 @@ func main() {
 func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("adaptive", flag.ContinueOnError)
 	cfg := config{}
-	fs.DurationVar(&cfg.base, "base", 5*time.Millisecond, "latency of the downstream up to its capacity")
+	fs.DurationVar(&cfg.base, "base", 10*time.Millisecond, "latency of the downstream up to its capacity")
 	fs.DurationVar(&cfg.phase, "phase", 4*time.Second, "length of each phase")
 	caps := fs.String("caps", "16,4,32", "capacity of the downstream in each phase")
 	fixed := fs.String("fixed", "2,4,5,6,8,12,16,20,24,32,40,48,64", "fixed limits to sweep")
 	fs.IntVar(&cfg.workers, "workers", 64, "workers of the stage, and max of every adaptive limiter")
 	fs.IntVar(&cfg.initial, "initial", 8, "initial limit of every adaptive limiter")
-	fs.IntVar(&cfg.rounds, "rounds", 3, "rounds; each runs every contender once")
+	fs.IntVar(&cfg.rounds, "rounds", 4, "rounds; each runs every contender once")
 	fs.StringVar(&cfg.only, "only", "", "run only the contenders whose name contains this")
 	fs.BoolVar(&cfg.trace, "trace", false, "print on stderr every adaptive contender's limit every 100 ms, and for the library's its adjustments by reason and its drops by a third or more")
 	if err := fs.Parse(args); err != nil {
