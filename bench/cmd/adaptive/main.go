@@ -28,6 +28,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -48,6 +49,8 @@ type config struct {
 	rounds   int
 	only     string
 	trace    bool
+	raw      string // write every round's figures there, as JSON
+	from     string // report the figures of that file instead of running
 	progress io.Writer
 }
 
@@ -58,12 +61,60 @@ func main() {
 		os.Exit(2)
 	}
 	cfg.progress = os.Stderr
-	res, err := run(context.Background(), cfg)
+	var res []*result
+	if cfg.from != "" {
+		cfg, res, err = load(cfg.from)
+	} else if res, err = run(context.Background(), cfg); err == nil && cfg.raw != "" {
+		err = save(cfg.raw, cfg, res)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "adaptive:", err)
 		os.Exit(1)
 	}
 	report(os.Stdout, cfg, res)
+}
+
+// rawRun is what -raw writes and -from reads.
+type rawRun struct {
+	Base, Phase             time.Duration
+	Caps                    []int
+	Workers, Initial, Count int
+	Results                 []rawResult
+}
+
+type rawResult struct {
+	Name     string
+	Adaptive bool
+	Rounds   [][]phaseResult
+}
+
+func save(path string, cfg config, res []*result) error {
+	r := rawRun{Base: cfg.base, Phase: cfg.phase, Caps: cfg.caps, Workers: cfg.workers, Initial: cfg.initial, Count: cfg.rounds}
+	for _, c := range res {
+		r.Results = append(r.Results, rawResult{c.name, c.adaptive, c.rounds})
+	}
+	b, err := json.MarshalIndent(r, "", " ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+func load(path string) (config, []*result, error) {
+	var r rawRun
+	b, err := os.ReadFile(path)
+	if err == nil {
+		err = json.Unmarshal(b, &r)
+	}
+	if err != nil {
+		return config{}, nil, err
+	}
+	cfg := config{base: r.Base, phase: r.Phase, caps: r.Caps, workers: r.Workers, initial: r.Initial, rounds: r.Count}
+	var res []*result
+	for _, c := range r.Results {
+		res = append(res, &result{name: c.Name, adaptive: c.Adaptive, rounds: c.Rounds})
+	}
+	return cfg, res, nil
 }
 
 func parseFlags(args []string) (config, error) {
@@ -77,6 +128,8 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.initial, "initial", 8, "initial limit of every adaptive limiter")
 	fs.IntVar(&cfg.rounds, "rounds", 4, "rounds; each runs every contender once")
 	fs.StringVar(&cfg.only, "only", "", "run only the contenders whose name contains this")
+	fs.StringVar(&cfg.raw, "raw", "", "also write every round's figures to this file, as JSON")
+	fs.StringVar(&cfg.from, "from", "", "report the figures of a file written by -raw instead of running")
 	fs.BoolVar(&cfg.trace, "trace", false, "print on stderr every adaptive contender's limit every 100 ms, and for the library's its adjustments by reason and its drops by a third or more")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err

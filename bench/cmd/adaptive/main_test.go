@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -98,9 +100,33 @@ func TestRun_ReportsEveryContenderInEveryPhase(t *testing.T) {
 	report(&out, cfg, res)
 	for _, want := range []string{"phase 1: C = 4", "phase 2: C = 2", "| fixed 2 |", "| pipeline AIMD |",
 		"| pipeline Vegas |", "| failsafe-go defaults |", "| failsafe-go tuned |", "best fixed limit: fixed",
-		"- pipeline Vegas: C=4: throughput "} {
+		"- pipeline Vegas: C=4: throughput ", "fixed limits meeting the throughput and p99 targets in every phase: "} {
 		assert.Contains(t, out.String(), want)
 	}
+}
+
+func TestMedian_OfTwoNeversIsNever(t *testing.T) {
+	never := time.Duration(math.MaxInt64)
+	assert.Equal(t, never-1, median([]time.Duration{never, never}))
+	assert.Equal(t, 2*time.Second, median([]time.Duration{time.Second, 3 * time.Second}))
+	assert.Equal(t, "never", dur(median([]time.Duration{time.Second, never, never})))
+}
+
+func TestSaveLoad_ReportsTheSameFigures(t *testing.T) {
+	cfg := config{base: 10 * time.Millisecond, phase: time.Second, caps: []int{4}, workers: 8, initial: 2, rounds: 1}
+	res := []*result{
+		{name: "fixed 4", rounds: [][]phaseResult{{{Throughput: 400, P99: 11 * time.Millisecond, MeanLimit: 4}}}},
+		{name: "pipeline Vegas", adaptive: true, rounds: [][]phaseResult{{{Throughput: 390, P99: 12 * time.Millisecond, MeanLimit: 4.5, Converged: 300 * time.Millisecond}}}},
+	}
+	path := filepath.Join(t.TempDir(), "raw.json")
+	require.NoError(t, save(path, cfg, res))
+	cfg2, res2, err := load(path)
+	require.NoError(t, err)
+	var a, b bytes.Buffer
+	report(&a, cfg, res)
+	report(&b, cfg2, res2)
+	assert.Equal(t, a.String(), b.String())
+	assert.Contains(t, a.String(), "- pipeline Vegas: C=4: throughput met, p99 met, converged met")
 }
 
 func TestParseFlags_RejectsBadLists(t *testing.T) {

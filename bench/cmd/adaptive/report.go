@@ -80,7 +80,7 @@ func phaseFigures(res []*result, k, i int) figures {
 	}
 	fg.thrOK = fg.thrRatio >= minThroughputRatio
 	fg.p99OK = fg.p99Rat <= maxP99Ratio
-	fg.cOK = fg.converged <= maxConverge
+	fg.cOK = fg.converged >= 0 && fg.converged <= maxConverge
 	return fg
 }
 
@@ -93,7 +93,7 @@ func median[T float64 | time.Duration](xs []T) T {
 	if len(s)%2 == 1 {
 		return s[len(s)/2]
 	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	return s[len(s)/2-1]/2 + s[len(s)/2]/2 // halves first: "never" is the largest Duration
 }
 
 func report(w io.Writer, cfg config, res []*result) {
@@ -126,6 +126,23 @@ func report(w io.Writer, cfg config, res []*result) {
 		if bestName != "" {
 			fmt.Fprintf(w, "\nbest fixed limit: %s\n", bestName)
 		}
+	}
+	if fixed {
+		var all []string
+		for k, r := range res {
+			ok := !r.adaptive
+			for i := range cfg.caps {
+				f := phaseFigures(res, k, i)
+				ok = ok && f.thrOK && f.p99OK
+			}
+			if ok {
+				all = append(all, r.name)
+			}
+		}
+		if len(all) == 0 {
+			all = []string{"none"}
+		}
+		fmt.Fprintf(w, "\nfixed limits meeting the throughput and p99 targets in every phase: %s\n", strings.Join(all, ", "))
 	}
 	if len(verdicts) > 0 {
 		fmt.Fprintf(w, "\ntargets (throughput >= %.1f× and p99 <= %.1f× the best fixed limit's, limit within [0.9C, 1.5C] for good within %v):\n\n",
