@@ -1,14 +1,15 @@
 package pipeline
 
+// This file holds the adaptive Limiter: NewAdaptiveLimiter, the Algorithm a
+// limiter's rule comes from, the sizer that feeds the rule what each call
+// showed and records the Adjustments it makes. The rules are in aimd.go and
+// vegas.go; admission and release are in limit.go.
+
 import (
 	"errors"
 	"fmt"
 	"time"
 )
-
-// This file is the adaptive Limiter: a *Limiter whose limit a rule moves from
-// what it observes of the calls it admits. Admission and release live in
-// limit.go; the rules (AIMD, Vegas) and the record of adjustments live here.
 
 // NewAdaptiveLimiter returns a [Limiter] that finds its own limit between
 // minLimit and maxLimit, by alg's rule ([AIMD] or [Vegas]), from what it
@@ -91,32 +92,6 @@ type sample struct {
 	min      int           // the limiter's min
 }
 
-// ticket is an adaptive limiter's record of one call's admission.
-type ticket struct {
-	at       time.Time     // when the call last took its slots
-	held     time.Duration // time it held them before that (FlatMap's emit gave them back)
-	seq      uint64        // admission number; 0 for a fixed limiter's call
-	inFlight int
-	others   int
-}
-
-func (t ticket) admitted() bool { return t.seq != 0 }
-
-// pause notes that the call gives its slots back for a while.
-func (t ticket) pause() ticket {
-	if t.admitted() {
-		t.held += time.Since(t.at)
-	}
-	return t
-}
-
-// resume notes that the call took slots again, as n records; the call keeps
-// its first admission's number and in-flight count.
-func (t ticket) resume(n ticket) ticket {
-	t.at = n.at
-	return t
-}
-
 // recentAdjustments is how many adjustments a limiter remembers.
 const recentAdjustments = 32
 
@@ -128,9 +103,10 @@ type Adjustment struct {
 	// Reason says which part of the rule moved the limit: "increase" (good
 	// calls), "failure" (a failed call, or a round with one), "latency" (an
 	// AIMD call slower than its Threshold), "queue" (a Vegas round whose
-	// estimated queue was too long), "probe" and "probed" (Vegas lowering
-	// the limit to re-measure the no-load latency, and restoring it), "set"
-	// ([Limiter.SetLimit]).
+	// estimated queue was too long), "undo" (a Vegas round right after a
+	// "queue" drop that shows no queue at all), "probe" and "probed" (Vegas
+	// lowering the limit to re-measure the no-load latency, and restoring
+	// it), "set" ([Limiter.SetLimit]).
 	Reason string
 	// Latency is what decided it: the call's latency (AIMD) or the round's
 	// mean latency (Vegas), the new no-load latency for "probed"; 0 for
@@ -142,24 +118,20 @@ type Adjustment struct {
 // to the last 32, oldest first. It returns nil for a limiter made with
 // [NewLimiter].
 func (l *Limiter) Adjustments() []Adjustment {
-	if l == nil || l.adapt == nil {
+	if l == nil {
+		return nil
+	}
+	a, ok := l.adapt.(*adaptive)
+	if !ok {
 		return nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.adapt.recent()
+	return a.recent()
 }
 
-// problem says what is wrong with a limiter that has no slots.
-func (l *Limiter) problem() string {
-	if l.why != "" {
-		return l.why
-	}
-	return "the limiter's size must be >= 1"
-}
-
-// adaptive is the part of a Limiter that moves its size. Every field is
-// guarded by the Limiter's lock.
+// adaptive is the sizer of an adaptive Limiter. Every field is guarded by the
+// Limiter's lock.
 type adaptive struct {
 	min, max int
 	limit    float64 // the rule's limit; the Limiter's size is its integer part
@@ -183,6 +155,8 @@ func (a *adaptive) learn(l *Limiter, t ticket, now time.Time, err error) {
 	limit, reason, latency := a.rule.next(a.limit, s)
 	a.move(l, limit, reason, latency, now)
 }
+
+func (a *adaptive) ceiling() int { return a.max }
 
 // set is SetLimit on an adaptive limiter.
 func (a *adaptive) set(l *Limiter, n int) {
@@ -216,284 +190,4 @@ func (a *adaptive) recent() []Adjustment {
 // algorithm's Failure function.
 func failed(failure func(error) bool, err error) bool {
 	return err != nil && (failure == nil || failure(err))
-}
-
-// ---- AIMD ----
-
-// AIMD is the loss-based rule of TCP's congestion avoidance, additive
-// increase and multiplicative decrease, as Netflix's concurrency-limits
-// applies it to calls (its AIMDLimit). After each call:
-//
-//   - a call that failed, or took longer than Threshold (if set), multiplies
-//     the limit by Backoff, lowering it by at least one slot; at most once
-//     per round: only a call admitted after the last decrease can decrease
-//     it again, so the calls already under way when trouble began count as
-//     one signal, not as many;
-//   - any other call adds 1/limit, so a limit's worth of good calls (about
-//     one round trip of the downstream) adds one slot; but only if the call
-//     was admitted with at least half the limit in use, so that a limiter
-//     that is not what holds the stage back does not grow without evidence.
-//
-// Without a Threshold only failures bring the limit down: it grows until the
-// downstream fails (errors, or timeouts from [Timeout]), then backs off.
-// With one it keeps the latency near Threshold. AIMD needs no estimate of
-// the downstream's latency, reacts to the first failure, and suits a
-// downstream whose latency varies too much to read a queue from it; its
-// limit saw-tooths between Backoff×L and L.
-type AIMD struct {
-	// Threshold is the latency above which a call counts as a failure; 0
-	// counts failures only.
-	Threshold time.Duration
-	// Backoff is the factor of a decrease, in (0, 1); 0 means 0.9.
-	Backoff float64
-	// Failure reports whether a call's error is a sign of overload; nil
-	// counts every error. Errors it rejects count as good calls.
-	Failure func(error) bool
-}
-
-func (a AIMD) rule() (rule, error) {
-	if a.Backoff == 0 {
-		a.Backoff = 0.9
-	}
-	switch {
-	case a.Threshold < 0:
-		return nil, errors.New("AIMD: Threshold must be >= 0")
-	case !(a.Backoff > 0 && a.Backoff < 1):
-		return nil, errors.New("AIMD: Backoff must be in (0, 1)")
-	}
-	return &aimdRule{cfg: a}, nil
-}
-
-type aimdRule struct {
-	cfg AIMD
-	cut uint64 // admission number from which a call may decrease the limit again
-}
-
-func (r *aimdRule) next(limit float64, s sample) (float64, string, time.Duration) {
-	reason := ""
-	switch {
-	case failed(r.cfg.Failure, s.err):
-		reason = "failure"
-	case r.cfg.Threshold > 0 && s.latency > r.cfg.Threshold:
-		reason = "latency"
-	}
-	if reason != "" {
-		if s.seq < r.cut {
-			return limit, "", 0 // admitted before the last decrease
-		}
-		r.cut = s.next
-		return min(limit*r.cfg.Backoff, limit-1), reason, s.latency
-	}
-	if float64(s.inFlight) < limit/2 {
-		return limit, "", 0
-	}
-	return limit + 1/limit, "increase", s.latency
-}
-
-func (r *aimdRule) set(float64) {}
-
-// ---- Vegas ----
-
-// Vegas is the delay-based rule of TCP Vegas, as Netflix's
-// concurrency-limits applies it to calls (its VegasLimit): it reads how many
-// calls wait in a queue at the downstream from how much slower calls are
-// than the downstream's latency without load, and keeps that queue short.
-//
-// It decides once per round, when max(limit, 8) calls have completed,
-// counting only calls admitted since the limit last went down or was
-// restored after a probe (earlier ones tell of the old limit). With
-// rtt the round's mean latency (of the calls that did not fail) and minRTT
-// the no-load latency, the estimated queue is
-//
-//	queue = limit × (1 − minRTT/rtt)
-//
-// and then:
-//
-//   - a round with a failed call: the limit is multiplied by Backoff;
-//   - queue > max(Beta×limit, 1): the limit drops to what the downstream
-//     serves without a queue, limit×minRTT/rtt, plus a queue in the middle
-//     of the [Alpha, Beta] band, but to no less than half; Netflix's rule
-//     lowers it by a step per round instead, which takes many rounds after
-//     the downstream loses capacity;
-//   - queue < max(Alpha×limit, 0.5): the limit grows by half the band,
-//     (Beta−Alpha)/2×limit, at least one, if a call of the round was
-//     admitted with at least half the limit in use (as for [AIMD]);
-//   - otherwise it holds.
-//
-// Alpha and Beta are fractions of the limit (Netflix's are numbers of
-// calls): with the defaults, the limit grows while calls are less than 11%
-// slower than minRTT and drops once they are more than 33% slower.
-//
-// minRTT is measured, not guessed from the fastest calls (whose luck would
-// read as a queue ever after): at the start, after [Limiter.SetLimit], and
-// every ProbeEvery rounds, the limit is halved until a round's worth of
-// calls admitted under the halved limit have completed; their mean latency
-// is minRTT, and the limit returns to where it was (times Backoff if one of
-// them failed). At min, where halving is impossible, a round that does not
-// grow the limit is followed by a probe. So a downstream whose no-load
-// latency changes for good is re-learnt within ProbeEvery rounds, and a
-// limit it pushed down to min recovers; a probe costs about one round at
-// half the limit. Vegas keeps latency near
-// the downstream's best and needs no threshold, but it needs latency to grow
-// with load.
-type Vegas struct {
-	// Alpha and Beta bound the tolerated queue, as fractions of the limit:
-	// 0 < Alpha < Beta < 1. Zero values mean 0.1 and 0.25.
-	Alpha, Beta float64
-	// Backoff is the factor of a decrease after a failure, in (0, 1); 0
-	// means 0.7.
-	Backoff float64
-	// ProbeEvery is the number of rounds between two measurements of the
-	// no-load latency; 0 means 100, a negative value measures it only at
-	// the start and after SetLimit.
-	ProbeEvery int
-	// Failure reports whether a call's error is a sign of overload; nil
-	// counts every error. Errors it rejects count as good calls.
-	Failure func(error) bool
-}
-
-func (v Vegas) rule() (rule, error) {
-	if v.Alpha == 0 {
-		v.Alpha = 0.1
-	}
-	if v.Beta == 0 {
-		v.Beta = 0.25
-	}
-	if v.Backoff == 0 {
-		v.Backoff = 0.7
-	}
-	if v.ProbeEvery == 0 {
-		v.ProbeEvery = 100
-	}
-	switch {
-	case !(v.Alpha > 0 && v.Alpha < v.Beta && v.Beta < 1):
-		return nil, errors.New("Vegas: Alpha and Beta must satisfy 0 < Alpha < Beta < 1")
-	case !(v.Backoff > 0 && v.Backoff < 1):
-		return nil, errors.New("Vegas: Backoff must be in (0, 1)")
-	}
-	return &vegasRule{cfg: v}, nil
-}
-
-// minRound is the fewest calls a Vegas round has, so that the mean latency
-// of a round at a small limit is not one call's.
-const minRound = 8
-
-func roundSize(limit float64) int { return max(minRound, int(limit)) }
-
-type vegasRule struct {
-	cfg    Vegas
-	minRTT time.Duration // the no-load latency; 0 until first measured
-
-	// the round under way
-	cut         uint64 // calls admitted before this admission number do not count
-	calls, good int
-	sum         time.Duration
-	fails       bool
-	busy        bool // a call was admitted with at least half the limit in use
-
-	// measuring the no-load latency
-	probeIn    int // rounds until the next probe; 0 starts one with the next call
-	probing    bool
-	saved      float64 // the limit to return to
-	probeLimit float64
-	probeSum   time.Duration // latencies of the good calls admitted under probeLimit
-	probeGood  int
-	probeN     int // calls admitted under probeLimit, completed
-}
-
-func (r *vegasRule) next(limit float64, s sample) (float64, string, time.Duration) {
-	bad := failed(r.cfg.Failure, s.err)
-	if r.probing {
-		return r.probe(limit, s, bad)
-	}
-	if r.probeIn == 0 {
-		r.probing = true
-		r.saved = limit
-		r.probeLimit = max(limit/2, float64(s.min))
-		r.probeSum, r.probeGood, r.probeN = 0, 0, 0
-		return r.probeLimit, "probe", 0
-	}
-	if s.seq < r.cut {
-		return limit, "", 0 // admitted before the last decrease: it tells of the old limit
-	}
-	r.calls++
-	if bad {
-		r.fails = true
-	} else {
-		r.good++
-		r.sum += s.latency
-	}
-	if float64(s.inFlight) >= limit/2 {
-		r.busy = true
-	}
-	if r.calls < roundSize(limit) {
-		return limit, "", 0
-	}
-	defer r.newRound()
-	if r.fails {
-		r.cut = s.next
-		return limit * r.cfg.Backoff, "failure", 0
-	}
-	if r.good == 0 {
-		return limit, "", 0
-	}
-	if r.minRTT == 0 { // every probe call failed so far: measure again
-		r.probeIn = 0
-		return limit, "", 0
-	}
-	rtt := r.sum / time.Duration(r.good)
-	ratio := min(float64(r.minRTT)/float64(rtt), 1) // no-load latency over now's
-	queue := limit * (1 - ratio)
-	switch {
-	case queue > max(r.cfg.Beta*limit, 1):
-		r.cut = s.next
-		target := limit * ratio / (1 - (r.cfg.Alpha+r.cfg.Beta)/2)
-		return max(target, limit/2), "queue", rtt
-	case queue < max(r.cfg.Alpha*limit, 0.5) && r.busy:
-		return limit + max(1, (r.cfg.Beta-r.cfg.Alpha)/2*limit), "increase", rtt
-	}
-	if int(limit) <= s.min {
-		r.probeIn = 0 // at min a probe costs nothing: measure again rather than hold
-	}
-	return limit, "", 0
-}
-
-// probe handles a call while the limit is lowered to measure minRTT: only
-// calls admitted with fewer than the lowered limit of slots held by others
-// count.
-func (r *vegasRule) probe(limit float64, s sample, bad bool) (float64, string, time.Duration) {
-	if float64(s.others) < r.probeLimit {
-		r.probeN++
-		if !bad {
-			r.probeSum += s.latency
-			r.probeGood++
-		}
-	}
-	if r.probeN < roundSize(r.probeLimit) {
-		return limit, "", 0
-	}
-	r.probing = false
-	if r.probeGood > 0 {
-		r.minRTT = r.probeSum / time.Duration(r.probeGood)
-	}
-	r.probeIn = r.cfg.ProbeEvery
-	r.newRound()
-	r.cut = s.next
-	if r.probeGood < r.probeN { // it failed even at half the limit
-		return r.saved * r.cfg.Backoff, "failure", 0
-	}
-	return r.saved, "probed", r.minRTT
-}
-
-func (r *vegasRule) newRound() {
-	r.calls, r.good, r.sum, r.fails, r.busy = 0, 0, 0, false, false
-	if r.probeIn > 0 {
-		r.probeIn--
-	}
-}
-
-func (r *vegasRule) set(float64) {
-	r.probing = false
-	r.calls, r.good, r.sum, r.fails, r.busy = 0, 0, 0, false, false
-	r.probeIn = 0
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -371,6 +372,42 @@ func TestAdaptiveLimiter_SharedByTwoStages(t *testing.T) {
 			assert.Zero(t, l.InUse())
 		})
 	}
+}
+
+func TestAdaptiveLimiter_SharedByTwoPipelines(t *testing.T) {
+	// Two pipelines, 16 workers each, one downstream that fails whenever
+	// more than 4 calls are in flight: the shared limiter backs off for
+	// both, and never lets more than its max through.
+	var g flowGauge
+	call := func(ctx context.Context, v int) (int, error) {
+		defer g.leave(1)
+		if g.enter(1) > 4 {
+			return 0, errAdaptBusy
+		}
+		time.Sleep(2 * time.Millisecond)
+		return v, nil
+	}
+	l := pipeline.NewAdaptiveLimiter(1, 16, pipeline.AIMD{})
+	l.SetLimit(16)
+	ctx, cancel := context.WithTimeout(context.Background(), flowWait)
+	defer cancel()
+	var wg sync.WaitGroup
+	var failed [2]atomic.Int64
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := pipeline.New(ctx)
+			out := pipeline.FanOut(p, pipeline.Generate(p, flowInts(600)...), 16, call, pipeline.Limit(l),
+				pipeline.OnError(func(*pipeline.StageError) error { failed[i].Add(1); return nil }))
+			assert.NoError(t, pipeline.Drain(p, out))
+		}()
+	}
+	wg.Wait()
+	assert.LessOrEqual(t, g.peak.Load(), int64(16))
+	assert.LessOrEqual(t, l.Limit(), 8, "%v", l.Adjustments())
+	assert.Positive(t, failed[0].Load()+failed[1].Load())
+	assert.Zero(t, l.InUse())
 }
 
 func TestAdaptiveLimiter_Stop(t *testing.T) {

@@ -1,5 +1,9 @@
 package pipeline
 
+// This file holds Limiter, the concurrency budget stages share through the
+// Limit option, Weighted, which makes one call hold several slots, and the
+// hooks by which an adaptive limiter (adaptive.go) moves its size.
+
 import (
 	"container/list"
 	"context"
@@ -27,7 +31,7 @@ type Limiter struct {
 	waiters list.List // of *limitWaiter, in arrival order
 	bad     bool      // made with a size < 1
 	why     string    // set if made with invalid adaptive settings: SetLimit cannot mend it
-	adapt   *adaptive // the rule moving size, for an adaptive limiter; set once, at construction
+	adapt   sizer     // moves size, for an adaptive limiter; set once, at construction
 }
 
 type limitWaiter struct {
@@ -35,6 +39,24 @@ type limitWaiter struct {
 	ready chan struct{} // closed when granted, or refused with err set
 	err   error
 	t     ticket // set when granted
+}
+
+// sizer moves an adaptive limiter's size from what its calls show (adaptive.go
+// implements it). Its methods run with l.mu held.
+type sizer interface {
+	admit(n, used int) ticket                             // a call of n slots got them; used are now in use
+	learn(l *Limiter, t ticket, now time.Time, err error) // the call admitted with t ended at now with err
+	set(l *Limiter, n int)                                // SetLimit(n)
+	ceiling() int                                         // the most slots the limit may reach
+}
+
+// ticket is what an adaptive limiter notes of a call's admission.
+type ticket struct {
+	at       time.Time     // when the call last took its slots
+	held     time.Duration // how long it held them before (FlatMap's emit gave them back meanwhile)
+	seq      uint64        // admission number, from 1; 0 for a fixed limiter's call
+	inFlight int           // slots in use once it was admitted, its own included
+	others   int           // slots others held then
 }
 
 // NewLimiter returns a limiter with n slots. n < 1 is an invalid argument:
@@ -167,7 +189,9 @@ func (h *heldSlot) yield(ctx context.Context, wait func() bool) error {
 		}
 		return nil
 	}
-	h.t = h.t.pause()
+	if h.t.seq != 0 {
+		h.t.held += time.Since(h.t.at)
+	}
 	h.l.release(1)
 	h.held = false
 	if !wait() {
@@ -177,7 +201,7 @@ func (h *heldSlot) yield(ctx context.Context, wait func() bool) error {
 	if err != nil {
 		return err
 	}
-	h.t = h.t.resume(t)
+	h.t.at = t.at // the call keeps its first admission's number and in-flight count
 	h.held = true
 	return nil
 }
@@ -231,7 +255,7 @@ func (l *Limiter) acquire(ctx context.Context, n int) (ticket, error) {
 // limiter, the max of an adaptive one. l.mu is held.
 func (l *Limiter) ceiling() int {
 	if l.adapt != nil {
-		return l.adapt.max
+		return l.adapt.ceiling()
 	}
 	return l.size
 }
@@ -269,7 +293,7 @@ func (l *Limiter) release(n int) {
 // about the resource behind the limiter.
 func (l *Limiter) releaseCall(ctx context.Context, n int, t ticket, err error) {
 	var now time.Time
-	learn := l.adapt != nil && t.admitted() && !errors.Is(ctx.Err(), context.Canceled)
+	learn := l.adapt != nil && t.seq != 0 && !errors.Is(ctx.Err(), context.Canceled)
 	if learn {
 		now = time.Now()
 	}
@@ -299,6 +323,14 @@ func (l *Limiter) wake() {
 		l.waiters.Remove(e)
 		close(w.ready)
 	}
+}
+
+// problem says what is wrong with a limiter that has no slots.
+func (l *Limiter) problem() string {
+	if l.why != "" {
+		return l.why
+	}
+	return "the limiter's size must be >= 1"
 }
 
 func errTooHeavy(n, size int) error {
