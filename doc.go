@@ -31,7 +31,11 @@
 // user's function; stages without a workers argument run one goroutine.
 // Outputs are buffered ([DefaultBuffer], [BufferSize]), so a stage may run a
 // few items ahead of the next; a full output blocks the stage (backpressure)
-// unless the stage is [DropOnFull].
+// unless the stage is [DropOnFull]. A [Limiter] given with [Limit] caps the
+// calls of every stage that shares it; one made with [NewAdaptiveLimiter]
+// finds that cap by itself, from the latency and failures of the calls: give
+// such a stage as many workers as the limiter's max, and the workers above
+// the current limit wait, parked, until it grows.
 //
 // # Errors
 //

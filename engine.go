@@ -113,16 +113,12 @@ func (c *caller[T, R]) call(t *counters, v T) (R, error) {
 // released even if the function panics.
 func (c *caller[T, R]) attempt(v T) (r R, err error) {
 	ctx := c.p.ctx
+	var h *heldSlot
 	if l := c.cfg.limiter; l != nil {
-		if err := l.acquire(ctx, 1); err != nil {
+		if h, err = l.hold(ctx); err != nil {
 			return r, err
 		}
-		h := &heldSlot{l: l, held: true}
-		defer func() {
-			if h.held {
-				l.release(1)
-			}
-		}()
+		defer h.release() // if fn panicked
 		ctx = context.WithValue(ctx, heldKey{}, h)
 	}
 	if c.cfg.timeout > 0 {
@@ -141,6 +137,7 @@ func (c *caller[T, R]) attempt(v T) (r R, err error) {
 		!errors.Is(err, context.DeadlineExceeded) {
 		err = fmt.Errorf("%w (%w after %v)", err, context.DeadlineExceeded, c.cfg.timeout)
 	}
+	h.finish(c.p.ctx, err) // gives the slot back; an adaptive limiter learns from the call
 	return r, err
 }
 

@@ -234,7 +234,7 @@ func (p *Pipeline) stillRunning() []string {
 		} else if st.QueueCap > 0 && st.QueueLen == st.QueueCap {
 			why = append(why, fmt.Sprintf("sending to a full output (%d/%d)", st.QueueLen, st.QueueCap))
 		}
-		if l := s.limiter; l != nil && l.waiting() > 0 {
+		if l := s.limiter; l != nil && l.Waiting() > 0 {
 			why = append(why, fmt.Sprintf("waiting for a Limiter slot (%d of %d in use)", l.InUse(), l.Limit()))
 		}
 		if st.Busy > 0 {

@@ -108,7 +108,7 @@ func (c *stageConfig) problem(kind string, allowed optBit) string {
 		return c.bad
 	}
 	if c.limiter != nil && c.limiter.Limit() < 1 {
-		return "Limit: the limiter's size must be >= 1"
+		return "Limit: " + c.limiter.problem()
 	}
 	if c.strict && c.timeout <= 0 {
 		return "StrictTimeout needs a Timeout"

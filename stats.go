@@ -39,6 +39,9 @@ type StageStats struct {
 	BreakerOpened uint64
 	// QueueLen and QueueCap describe the stage's output channel(s) now.
 	QueueLen, QueueCap int
+	// Limit is the current limit of the Limiter given with the [Limit]
+	// option (an adaptive one moves it), 0 without one.
+	Limit int
 	// Unread counts the stage's outputs that no stage or sink of the
 	// pipeline reads (yet). Unless code of yours ranges over such an output,
 	// it is a wiring mistake: the stage blocks once the output's buffer is
@@ -181,6 +184,7 @@ func (s *stage) snapshot() StageStats {
 	if s.queue != nil {
 		st.QueueLen, st.QueueCap = s.queue()
 	}
+	st.Limit = s.limiter.Limit()
 	// A call cut short by a panic is never counted as returned; with no
 	// goroutine of the stage left, nothing is running. A keyed stage counts
 	// its calls itself: In also counts the items waiting.

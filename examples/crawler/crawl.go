@@ -23,7 +23,8 @@ type Seed struct {
 
 // Config is the crawler's politeness and patience.
 type Config struct {
-	PerHost  int           // requests in flight per host, the index included
+	PerHost  int           // most requests in flight per host, the index included
+	Slow     time.Duration // a request slower than this counts against its host, as a failure does; 0: only failures
 	Total    int           // requests in flight over all hosts
 	Every    time.Duration // after Burst pages, one page request per host per Every
 	Burst    int
@@ -60,8 +61,12 @@ type Report struct {
 	// request to closing its response body.
 	MaxInFlight        int
 	MaxInFlightPerHost map[string]int
-	Elapsed            time.Duration
-	Diagram            string
+	// Limit is where each host's adaptive limiter ended, by host name, and
+	// Backoffs how many times it lowered its limit after a failure or a
+	// slow request (of its last 32 adjustments).
+	Limit, Backoffs map[string]int
+	Elapsed         time.Duration
+	Diagram         string
 }
 
 // crawler is one crawl's shared state.
@@ -76,8 +81,12 @@ type crawler struct {
 }
 
 // Crawl fetches every seed's index page, then every page it links to on
-// the same host. Each host has its own limiter of cfg.PerHost slots, held
-// by the index fetch and the page fetches alike, and its own Throttle;
+// the same host. Each host has its own adaptive limiter, held by the index
+// fetch and the page fetches alike, and its own Throttle. The limiter
+// (AIMD) starts at one request at a time, grows by about one per round of
+// good answers and backs off when the host fails (a 5xx, a timeout) or,
+// with cfg.Slow, answers slowly, never beyond cfg.PerHost; each host's
+// fetch stage has cfg.PerHost workers, of which those above the limit wait;
 // every request also holds a slot of one limiter of cfg.Total slots shared
 // by all hosts. Each attempt has cfg.Timeout; a failed attempt (an error,
 // a timeout or a 5xx) is retried up to cfg.Attempts in all, but a 4xx is
@@ -97,7 +106,10 @@ func Crawl(ctx context.Context, client *http.Client, seeds []Seed, cfg Config) (
 			return nil, err
 		}
 		c.hostIdx[u.Host] = i
-		perHost[i] = pipeline.NewLimiter(cfg.PerHost)
+		// A page that does not exist (a Permanent error) says nothing of
+		// the host's load: only other failures back its limit off.
+		perHost[i] = pipeline.NewAdaptiveLimiter(1, cfg.PerHost, pipeline.AIMD{Threshold: cfg.Slow, Backoff: 0.5,
+			Failure: func(err error) bool { return !pipeline.IsPermanent(err) }})
 	}
 	total := pipeline.NewLimiter(cfg.Total)
 	one := func(string) int { return 1 }
@@ -152,9 +164,18 @@ func Crawl(ctx context.Context, client *http.Client, seeds []Seed, cfg Config) (
 	<-reported
 
 	r := &Report{Elapsed: time.Since(start), Diagram: p.Diagram(),
-		MaxInFlight: m.total.max, MaxInFlightPerHost: map[string]int{}}
+		MaxInFlight: m.total.max, MaxInFlightPerHost: map[string]int{},
+		Limit: map[string]int{}, Backoffs: map[string]int{}}
 	for host, g := range m.perHost {
 		r.MaxInFlightPerHost[c.name("http://"+host)] = g.max
+	}
+	for i, s := range seeds {
+		r.Limit[s.Name] = perHost[i].Limit()
+		for _, a := range perHost[i].Adjustments() {
+			if a.Reason == "failure" || a.Reason == "latency" {
+				r.Backoffs[s.Name]++
+			}
+		}
 	}
 	for _, st := range p.Stats() {
 		r.Retries += st.Retries

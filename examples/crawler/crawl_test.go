@@ -128,6 +128,27 @@ func TestCrawl_NeverExceedsThePerHostOrTotalLimit(t *testing.T) {
 	}
 }
 
+func TestCrawl_EachHostsLimitAdaptsToHowItAnswers(t *testing.T) {
+	cfg := exConfig
+	cfg.PerHost, cfg.Total = 4, 12
+	_, r := exCrawl(t, 12, 5*time.Millisecond, cfg, "docs", "flaky")
+	assert.Zero(t, r.Backoffs["docs"], "docs never fails")
+	assert.Greater(t, r.Limit["docs"], 1, "good answers grow the limit from 1")
+	assert.Positive(t, r.Backoffs["flaky"], "every 503 backs off")
+	for host, n := range r.MaxInFlightPerHost {
+		assert.LessOrEqual(t, n, cfg.PerHost, host)
+		assert.LessOrEqual(t, r.Limit[host], cfg.PerHost, host)
+	}
+}
+
+func TestCrawl_SlowAnswersBackOffTheirHost(t *testing.T) {
+	cfg := exConfig
+	cfg.PerHost, cfg.Slow = 4, 5*time.Millisecond
+	_, r := exCrawl(t, 8, 20*time.Millisecond, cfg, "docs")
+	assert.Positive(t, r.Backoffs["docs"], "every page takes 20 ms, over the 5 ms threshold")
+	assert.Equal(t, 1, r.Limit["docs"])
+}
+
 func TestCrawl_ThrottlesPageRequestsPerHost(t *testing.T) {
 	cfg := exConfig
 	cfg.Every, cfg.Burst = 40*time.Millisecond, 2

@@ -1,8 +1,9 @@
 // Command crawler crawls a small web site it serves itself on the loopback
-// interface, politely: a limiter per host shared by every stage that talks
-// to the host, a global limiter over all hosts, a rate limit per host, a
-// timeout on each attempt and retries for the pages that fail. It prints
-// what it fetched, what it retried, and what timed out.
+// interface, politely: an adaptive limiter per host shared by every stage
+// that talks to the host (it backs off when the host fails or slows down),
+// a global limiter over all hosts, a rate limit per host, a timeout on each
+// attempt and retries for the pages that fail. It prints what it fetched,
+// what it retried, what timed out, and where each host's limit ended.
 //
 //	go run ./crawler
 //	go run ./crawler -per-host 1 -every 50ms -diagram
@@ -36,7 +37,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	pages := fs.Int("pages", 6, "pages per host")
 	delay := fs.Duration("delay", 30*time.Millisecond, "time the site takes to serve a page")
 	cfg := Config{}
-	fs.IntVar(&cfg.PerHost, "per-host", 2, "requests in flight per host")
+	fs.IntVar(&cfg.PerHost, "per-host", 2, "most requests in flight per host")
+	fs.DurationVar(&cfg.Slow, "slow", 0, "a request slower than this makes its host's limit back off (0: only failures)")
 	fs.IntVar(&cfg.Total, "total", 4, "requests in flight over all hosts")
 	fs.DurationVar(&cfg.Every, "every", 20*time.Millisecond, "one page request per host per interval (after the burst)")
 	fs.IntVar(&cfg.Burst, "burst", 2, "page requests a host may get at once before the rate applies")
@@ -69,6 +71,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, " %s %d", h.Name, report.MaxInFlightPerHost[h.Name])
 		}
 		fmt.Fprintf(stdout, " (limit %d)\n", cfg.PerHost)
+		fmt.Fprint(stdout, "adaptive limit per host at the end:")
+		for _, h := range site.Hosts {
+			fmt.Fprintf(stdout, " %s %d (%d backoffs)", h.Name, report.Limit[h.Name], report.Backoffs[h.Name])
+		}
+		fmt.Fprintln(stdout)
 		if *diagram {
 			fmt.Fprintf(stdout, "\n```mermaid\n%s```\n", report.Diagram)
 		}
