@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"runtime"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,23 +23,6 @@ import (
 // one call at a time per key, no head-of-line blocking, bounded memory, and
 // the options, Stop, cancel, Stats and bad arguments every stage honours.
 // The helpers are prefixed kd.
-
-// kdWait is how long a test waits for something that should happen at once.
-const kdWait = 5 * time.Second
-
-// kdRand returns a generator seeded from PIPELINE_SEED or the clock, and logs
-// the seed so that a failure can be replayed.
-func kdRand(t testing.TB) *rand.Rand {
-	t.Helper()
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("PIPELINE_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		require.NoError(t, err, "PIPELINE_SEED must be an unsigned integer")
-		seed = v
-	}
-	t.Logf("seed %d (replay with PIPELINE_SEED=%d)", seed, seed)
-	return rand.New(rand.NewPCG(seed, 0x51ed27f4))
-}
 
 // kdItem is an item of a keyed stream: its key and its place among the
 // items of that key (0, 1, 2, … in arrival order).
@@ -60,32 +41,6 @@ func kdStream(r *rand.Rand, n, keys int) []kdItem {
 		next[k]++
 	}
 	return items
-}
-
-// kdStat returns the stats of the stage named name.
-func kdStat(t *testing.T, p *pipeline.Pipeline, name string) pipeline.StageStats {
-	t.Helper()
-	for _, s := range p.Stats() {
-		if s.Name == name {
-			return s
-		}
-	}
-	require.Failf(t, "no such stage", "stage %q not in %+v", name, p.Stats())
-	return pipeline.StageStats{}
-}
-
-// kdWaitErr returns p.Wait's result, failing if it takes longer than kdWait.
-func kdWaitErr(t *testing.T, p *pipeline.Pipeline) error {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- p.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(kdWait):
-		require.FailNow(t, "Wait did not return")
-		return nil
-	}
 }
 
 // kdCheckOrder checks that got holds, for every key, exactly the sequence
@@ -143,7 +98,7 @@ func (m *kdMonitor) exit(v kdItem) {
 // ---- FanOutKeyed: properties ----
 
 func TestFanOutKeyed_PropertiesOverRandomKeysDurationsAndWorkers(t *testing.T) {
-	r := kdRand(t)
+	r := newRand(t)
 	for c := range 40 {
 		workers := 1 + r.IntN(8)
 		keys := 1 + r.IntN(40)
@@ -228,7 +183,7 @@ func TestFanOutKeyed_PropertiesOverRandomKeysDurationsAndWorkers(t *testing.T) {
 			calls := slices.Compact(slices.Clone(m.calls[k])) // a retried call is its item again
 			assert.Equal(t, seqs, calls, "%s: key %d called in arrival order", name, k)
 		}
-		st := kdStat(t, p, "keyed")
+		st := stageStats(t, p, "keyed")
 		assert.Equal(t, uint64(len(items)), st.In, name)
 		assert.Equal(t, st.In, st.Out+st.Errors, "%s: In = Out + Errors", name)
 		assert.Equal(t, uint64(skipped), st.Errors, name)
@@ -352,7 +307,7 @@ func TestFanOutKeyed_MemoryDoesNotGrowWithTheNumberOfKeys(t *testing.T) {
 			late = kdHeap()
 		}
 		if n%50_000 == 0 {
-			maxKeys = max(maxKeys, kdStat(t, p, "keyed").Keys)
+			maxKeys = max(maxKeys, stageStats(t, p, "keyed").Keys)
 		}
 	}
 	require.NoError(t, p.Wait())
@@ -465,7 +420,7 @@ func kdWantOf(items []kdItem) map[int][]int {
 }
 
 func TestFanOutKeyed_StopLosesNothing(t *testing.T) {
-	r := kdRand(t)
+	r := newRand(t)
 	for c := range 12 {
 		p := pipeline.New(context.Background())
 		src, emitted := kdEndless(p, r, 1+r.IntN(20), r.IntN(400), p.Stop)
@@ -499,12 +454,12 @@ func TestFanOutKeyed_StopOnAnOutsideInputDeliversWhatItTook(t *testing.T) {
 		}
 		return v, nil
 	}, pipeline.Name("keyed"), pipeline.MaxPending(8))
-	require.Eventually(t, func() bool { return kdStat(t, p, "keyed").Pending == 8 }, kdWait, time.Millisecond)
+	require.Eventually(t, func() bool { return stageStats(t, p, "keyed").Pending == 8 }, hangBound, time.Millisecond)
 	p.Stop()
 	close(gate)
 	got, err := pipeline.Collect(p, out)
 	require.NoError(t, err)
-	st := kdStat(t, p, "keyed")
+	st := stageStats(t, p, "keyed")
 	assert.Equal(t, uint64(len(got)), st.In, "what it took, it delivered")
 	assert.Equal(t, 100-len(got), len(ch), "what it did not take is still in the channel")
 	var taken []kdItem
@@ -533,11 +488,11 @@ func TestFanOutKeyed_CancelWithNobodyReadingReturnsPromptly(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			p := pipeline.New(ctx)
-			src, _ := kdEndless(p, kdRand(t), tc.keys, -1, nil)
+			src, _ := kdEndless(p, newRand(t), tc.keys, -1, nil)
 			out := pipeline.FanOutKeyed(p, src, 3, kdKey, tc.fn, pipeline.Name("keyed"), pipeline.MaxPending(16))
-			require.Eventually(t, func() bool { return tc.ready(kdStat(t, p, "keyed")) }, kdWait, time.Millisecond)
+			require.Eventually(t, func() bool { return tc.ready(stageStats(t, p, "keyed")) }, hangBound, time.Millisecond)
 			cancel()
-			assert.ErrorIs(t, kdWaitErr(t, p), context.Canceled)
+			assert.ErrorIs(t, waitErr(t, p), context.Canceled)
 			for range out {
 			}
 		})
@@ -603,10 +558,10 @@ func TestFanOutKeyed_StatsAndDiagramShowWhatWaits(t *testing.T) {
 			return v, nil
 		}, pipeline.Name("accounts"), pipeline.BufferSize(7))
 	require.Eventually(t, func() bool {
-		st := kdStat(t, p, "accounts")
+		st := stageStats(t, p, "accounts")
 		return st.In == 5 && st.Pending == 3 && st.Busy == 2
-	}, kdWait, time.Millisecond)
-	st := kdStat(t, p, "accounts")
+	}, hangBound, time.Millisecond)
+	st := stageStats(t, p, "accounts")
 	assert.Equal(t, "fanoutkeyed", st.Kind)
 	assert.Equal(t, 3, st.Workers)
 	assert.Equal(t, 2, st.Keys)
@@ -616,7 +571,7 @@ func TestFanOutKeyed_StatsAndDiagramShowWhatWaits(t *testing.T) {
 	got, err := pipeline.Collect(p, out)
 	require.NoError(t, err)
 	kdCheckOrder(t, got, kdWantOf(items))
-	st = kdStat(t, p, "accounts")
+	st = stageStats(t, p, "accounts")
 	assert.NotNil(t, st.Latency, "its calls are timed")
 	// Where the time went is measured, not fixed: compare the rest.
 	st.Latency, st.RecvWait, st.SendWait, st.Running, st.Utilization, st.Bottleneck = nil, 0, 0, 0, 0, false
@@ -646,9 +601,9 @@ func TestFanOutKeyed_MaxPendingBoundsWhatWaitsAndBlocksUpstream(t *testing.T) {
 		}
 		return v, nil
 	}, pipeline.Name("keyed"), pipeline.MaxPending(maxPending))
-	require.Eventually(t, func() bool { return kdStat(t, p, "keyed").Pending == maxPending }, kdWait, time.Millisecond)
+	require.Eventually(t, func() bool { return stageStats(t, p, "keyed").Pending == maxPending }, hangBound, time.Millisecond)
 	time.Sleep(20 * time.Millisecond) // room for a wrong stage to take more
-	st := kdStat(t, p, "keyed")
+	st := stageStats(t, p, "keyed")
 	assert.Equal(t, maxPending, st.Pending)
 	assert.Equal(t, uint64(maxPending+1), st.In, "one in its call, MaxPending waiting, no more taken")
 	assert.LessOrEqual(t, emitted.Load(), int64(maxPending+2), "upstream blocked: one more at most handed to the unbuffered channel")
@@ -696,14 +651,14 @@ func TestFanOutKeyed_TimeoutAndRetryApplyToEachCall(t *testing.T) {
 	even := slices.DeleteFunc(slices.Clone(got), func(v int) bool { return v%20 != 0 })
 	assert.Equal(t, []int{10, 30, 50}, odd, "key 1 in order, 3 after its retry")
 	assert.Equal(t, []int{20, 40, 60}, even, "key 0 in order, 6 after its retry")
-	assert.Equal(t, uint64(2), kdStat(t, p, "keyed").Retries)
+	assert.Equal(t, uint64(2), stageStats(t, p, "keyed").Retries)
 }
 
 func TestFanOutKeyed_ASharedLimitCapsTheCalls(t *testing.T) {
 	l := pipeline.NewLimiter(2)
 	var m kdMonitor
 	p := pipeline.New(context.Background())
-	items := kdStream(kdRand(t), 300, 30)
+	items := kdStream(newRand(t), 300, 30)
 	got, err := pipeline.Collect(p, pipeline.FanOutKeyed(p, pipeline.Generate(p, items...), 8, kdKey,
 		func(_ context.Context, v kdItem) (kdItem, error) {
 			m.enter(v)
@@ -763,7 +718,7 @@ func TestFanOutKeyed_PanicsFailThePipelineWithAPanicError(t *testing.T) {
 				var se *pipeline.StageError
 				require.ErrorAs(t, err, &se)
 				assert.Equal(t, 3, se.Item)
-			case <-time.After(kdWait):
+			case <-time.After(hangBound):
 				require.FailNow(t, "the pipeline hung")
 			}
 		})
@@ -784,14 +739,14 @@ func TestFanOutKeyed_NaNKeysAreEachTheirOwnKey(t *testing.T) {
 			}
 			select {
 			case <-all:
-			case <-time.After(kdWait):
+			case <-time.After(hangBound):
 				return 0, errors.New("the calls did not all run at once")
 			}
 			return v, nil
 		}, pipeline.Name("keyed")))
 	require.NoError(t, err)
 	assert.ElementsMatch(t, []int{1, 2, 3, 4}, got)
-	assert.Zero(t, kdStat(t, p, "keyed").Keys)
+	assert.Zero(t, stageStats(t, p, "keyed").Keys)
 }
 
 // ---- ThrottleKeyed ----
@@ -868,7 +823,7 @@ func TestThrottleKeyed_ItemsFreeToGoLeaveInArrivalOrder(t *testing.T) {
 		pipeline.Name("th"), pipeline.BufferSize(0))
 	// The first item is being handed to the unbuffered output; the others
 	// wait inside, each the first of its key.
-	require.Eventually(t, func() bool { return kdStat(t, p, "th").Pending == len(items)-1 }, kdWait, time.Millisecond)
+	require.Eventually(t, func() bool { return stageStats(t, p, "th").Pending == len(items)-1 }, hangBound, time.Millisecond)
 	got, err := pipeline.Collect(p, out)
 	require.NoError(t, err)
 	assert.Equal(t, items, got)
@@ -904,7 +859,7 @@ func TestThrottleKeyed_AKeyWaitingForItsTokenHoldsBackNoOtherKey(t *testing.T) {
 		select {
 		case v := <-out:
 			got = append(got, v)
-		case <-time.After(kdWait):
+		case <-time.After(hangBound):
 			require.FailNow(t, "an item was held back", "got %v", got)
 		}
 	}
@@ -914,13 +869,13 @@ func TestThrottleKeyed_AKeyWaitingForItsTokenHoldsBackNoOtherKey(t *testing.T) {
 	}
 	assert.Equal(t, want, got)
 	// Out is counted once the send has returned: it may lag the reader.
-	require.Eventually(t, func() bool { return kdStat(t, p, "th").Out == 51 }, kdWait, time.Millisecond)
-	st := kdStat(t, p, "th")
+	require.Eventually(t, func() bool { return stageStats(t, p, "th").Out == 51 }, hangBound, time.Millisecond)
+	st := stageStats(t, p, "th")
 	assert.Equal(t, 2, st.Pending, "key 0's next two wait an hour")
 	assert.Equal(t, 51, st.Keys, "every key has used its token")
 	assert.Contains(t, p.Diagram(), "throttlekeyed · 1 worker<br/>in 53 · out 51 · pending 2 · keys 51")
 	cancel()
-	assert.ErrorIs(t, kdWaitErr(t, p), context.Canceled, "the two waiting were lost: Wait says why")
+	assert.ErrorIs(t, waitErr(t, p), context.Canceled, "the two waiting were lost: Wait says why")
 	for range out {
 	}
 }
@@ -943,14 +898,14 @@ func TestThrottleKeyed_MaxPendingBoundsWhatWaitsAndBlocksUpstream(t *testing.T) 
 	out := pipeline.ThrottleKeyed(p, src, func(int) string { return "one key" }, time.Hour, 1,
 		pipeline.Name("th"), pipeline.MaxPending(maxPending))
 	assert.Equal(t, 0, <-out)
-	require.Eventually(t, func() bool { return kdStat(t, p, "th").Pending == maxPending }, kdWait, time.Millisecond)
+	require.Eventually(t, func() bool { return stageStats(t, p, "th").Pending == maxPending }, hangBound, time.Millisecond)
 	time.Sleep(20 * time.Millisecond) // room for a wrong stage to take more
-	st := kdStat(t, p, "th")
+	st := stageStats(t, p, "th")
 	assert.Equal(t, maxPending, st.Pending)
 	assert.Equal(t, uint64(maxPending+1), st.In)
 	assert.LessOrEqual(t, emitted.Load(), int64(maxPending+2), "upstream blocked")
 	cancel()
-	assert.ErrorIs(t, kdWaitErr(t, p), context.Canceled)
+	assert.ErrorIs(t, waitErr(t, p), context.Canceled)
 	for range out {
 	}
 }
@@ -984,7 +939,7 @@ func TestThrottleKeyed_ForgetsIdleKeys(t *testing.T) {
 			late = kdHeap()
 		}
 		if n%10_000 == 0 {
-			maxKeys = max(maxKeys, kdStat(t, p, "th").Keys)
+			maxKeys = max(maxKeys, stageStats(t, p, "th").Keys)
 		}
 	}
 	require.NoError(t, p.Wait())
@@ -993,7 +948,7 @@ func TestThrottleKeyed_ForgetsIdleKeys(t *testing.T) {
 	assert.Less(t, int64(late)-int64(early), int64(1<<20),
 		"%d more keys grew the live heap by %d B", keys-1000-keys/10, int64(late)-int64(early))
 	assert.Less(t, maxKeys, keys/10, "idle keys are forgotten")
-	st := kdStat(t, p, "th")
+	st := stageStats(t, p, "th")
 	assert.Zero(t, st.Keys, "nothing is remembered once the stage has ended")
 	assert.Equal(t, st.In, st.Out)
 }
@@ -1030,11 +985,11 @@ func TestThrottleKeyed_StopOnAnOutsideInputDeliversWhatItTook(t *testing.T) {
 	p := pipeline.New(context.Background())
 	out := pipeline.ThrottleKeyed(p, ch, func(v int) int { return v % 10 }, 10*time.Millisecond, 1,
 		pipeline.Name("th"), pipeline.MaxPending(20))
-	require.Eventually(t, func() bool { return kdStat(t, p, "th").Pending == 20 }, kdWait, time.Millisecond)
+	require.Eventually(t, func() bool { return stageStats(t, p, "th").Pending == 20 }, hangBound, time.Millisecond)
 	p.Stop()
 	got, err := pipeline.Collect(p, out)
 	require.NoError(t, err)
-	assert.Equal(t, uint64(len(got)), kdStat(t, p, "th").In, "what it took, it delivered")
+	assert.Equal(t, uint64(len(got)), stageStats(t, p, "th").In, "what it took, it delivered")
 	assert.Equal(t, 100-len(got), len(ch), "what it did not take is still in the channel")
 	slices.Sort(got)
 	for i, v := range got {
@@ -1048,14 +1003,14 @@ func TestThrottleKeyed_CancelWithNobodyReadingReturnsPromptly(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			p := pipeline.New(ctx)
-			src, _ := kdEndless(p, kdRand(t), 10, -1, nil)
+			src, _ := kdEndless(p, newRand(t), 10, -1, nil)
 			out := pipeline.ThrottleKeyed(p, src, kdKey, every, 3, pipeline.Name("th"), pipeline.MaxPending(32))
 			require.Eventually(t, func() bool {
-				st := kdStat(t, p, "th")
+				st := stageStats(t, p, "th")
 				return st.Pending == 32 || st.QueueLen == st.QueueCap
-			}, kdWait, time.Millisecond)
+			}, hangBound, time.Millisecond)
 			cancel()
-			assert.ErrorIs(t, kdWaitErr(t, p), context.Canceled)
+			assert.ErrorIs(t, waitErr(t, p), context.Canceled)
 			for range out {
 			}
 		})
@@ -1161,7 +1116,7 @@ func TestKeyedStages_RejectInvalidArguments(t *testing.T) {
 			default:
 				assert.Fail(t, "the output is not closed at once")
 			}
-			err := kdWaitErr(t, p)
+			err := waitErr(t, p)
 			require.ErrorIs(t, err, pipeline.ErrInvalidArgument)
 			for _, m := range tc.mention {
 				assert.Contains(t, err.Error(), m)
