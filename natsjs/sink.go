@@ -21,8 +21,8 @@ var errPublishTimeout = errors.New("natsjs: no acknowledgement for the downstrea
 // pipeline's result, as [pipeline.Drain] does.
 //
 // Acks are sent in arrival order and in groups: a message that arrives waits
-// until 64 have gathered or 1ms has passed, and then all their acks go out
-// together, so the connection writes them at once. An ack is sent without
+// until [AckGroupSize] have gathered or [AckGroupDelay] has passed, and then
+// all their acks go out together, so the connection writes them at once. An ack is sent without
 // waiting for the server's reply, as nats.go's Msg.Ack does: a lost ack (or a
 // crash before a gathered ack was sent) means one more delivery, never a lost
 // message.
@@ -44,19 +44,20 @@ func Ack[T any](p *pipeline.Pipeline, in <-chan *Msg[T]) error {
 	return finish(err, rs)
 }
 
+// The acks of the natsjs sinks go out in groups: a handled message waits
+// until AckGroupSize have gathered or AckGroupDelay has passed since the
+// first, then all their acks are sent together. A process that dies holds up
+// to AckGroupSize handled messages whose acks were not sent yet: count them
+// in the messages a crash can have handled twice.
 const (
-	// ackBatch is how many handled messages a sink gathers at most before
-	// it sends their acks.
-	ackBatch = 64
-	// ackDelay is how long a handled message waits at most for its ack to
-	// be sent.
-	ackDelay = time.Millisecond
+	AckGroupSize  = 64               // most acks sent together
+	AckGroupDelay = time.Millisecond // longest wait of a handled message for its ack
 )
 
 // acks gathers the messages a sink has handled and sends their acks
-// together, once ackBatch have gathered or the first has waited ackDelay:
-// the connection then writes them in one go instead of one write each, and
-// the server reads them so. A gathered message has been handled; a crash
+// together, once AckGroupSize have gathered or the first has waited
+// AckGroupDelay: the connection then writes them in one go instead of one
+// write each, and the server reads them so. A gathered message has been handled; a crash
 // before its ack is sent means one more delivery, as for an ack lost on the
 // way. Safe for concurrent use.
 type acks struct {
@@ -67,7 +68,7 @@ type acks struct {
 }
 
 func newAcks() *acks {
-	a := &acks{held: make([]*delivery, 0, ackBatch)}
+	a := &acks{held: make([]*delivery, 0, AckGroupSize)}
 	a.timer = time.AfterFunc(time.Hour, a.flush)
 	a.timer.Stop()
 	return a
@@ -83,11 +84,11 @@ func (a *acks) add(d *delivery) {
 	}
 	a.held = append(a.held, d)
 	switch len(a.held) {
-	case ackBatch:
+	case AckGroupSize:
 		a.timer.Stop()
 		a.sendLocked()
 	case 1:
-		a.timer.Reset(ackDelay)
+		a.timer.Reset(AckGroupDelay)
 	}
 }
 
