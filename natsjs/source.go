@@ -50,14 +50,17 @@ func Source[T any](p *pipeline.Pipeline, c *Consumer, decode func(data []byte) (
 	opts = append([]pipeline.StageOption{pipeline.Name("natsjs.source")}, opts...)
 	return pipeline.Produce(p, func(ctx context.Context, emit func(*Msg[T]) error) error {
 		return c.consume(ctx, p, func(raw jetstream.Msg) error {
-			d := c.receive(raw, r)
+			x := new(received[T]) // the Msg and its delivery, in one allocation
+			d := &x.d
+			c.receive(d, raw, r)
 			v, err := decode(raw.Data())
 			if err != nil {
 				c.stats.poison.Add(1)
 				d.fail(fmt.Errorf("natsjs: decode: %w", err), true)
 				return nil
 			}
-			err = emit(&Msg[T]{Value: v, d: d})
+			x.m.Value, x.m.d = v, d
+			err = emit(&x.m)
 			if errors.Is(err, pipeline.ErrStopped) {
 				d.release()
 			}
@@ -156,9 +159,15 @@ func terminal(err error) bool {
 		errors.Is(err, jetstream.ErrConnectionClosed)
 }
 
-// receive starts tracking a message taken from the server.
-func (c *Consumer) receive(raw jetstream.Msg, r *run) *delivery {
-	d := &delivery{raw: raw, c: c}
+// received is a message as a Source emits it, with its delivery.
+type received[T any] struct {
+	m Msg[T]
+	d delivery
+}
+
+// receive starts tracking a message taken from the server, in d.
+func (c *Consumer) receive(d *delivery, raw jetstream.Msg, r *run) {
+	d.raw, d.c = raw, c
 	n, ok := numDelivered(raw.Reply())
 	if !ok {
 		n = max(d.metadata().NumDelivered, 1)
@@ -170,7 +179,6 @@ func (c *Consumer) receive(raw jetstream.Msg, r *run) *delivery {
 	}
 	c.stats.inFlight.Add(1)
 	r.track(d)
-	return d
 }
 
 // failed returns the closed output of a stage given a bad argument, after

@@ -34,6 +34,11 @@ func Map[T, R any](p *pipeline.Pipeline, in <-chan *Msg[T], workers int, fn func
 			if err != nil {
 				return nil, &itemFailure{err: err}
 			}
+			if same, ok := any(m).(*Msg[R]); ok {
+				// T is R: the item is this stage's to pass on, so its Msg is too.
+				same.Value = r
+				return same, nil
+			}
 			return &Msg[R]{Value: r, d: m.d}, nil
 		}
 	}
