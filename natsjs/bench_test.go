@@ -2,6 +2,7 @@ package natsjs_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/ec0f1147/pipeline"
 	"github.com/ec0f1147/pipeline/natsjs"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // benchMsgs is how many messages each run consumes and acks.
@@ -19,7 +21,8 @@ const benchMsgs = 100_000
 // in every iteration (in alternating order, so that a machine busy with
 // something else slows both alike):
 //
-//   - plain: a nats.go loop, Messages(), Next(), Ack(), on one goroutine;
+//   - plain: a nats.go loop, Messages(), Next(), Ack(), on one goroutine
+//     (nats.go's defaults but for the heartbeat, natsjs.Source's 5s);
 //   - pipeline: natsjs.Source → natsjs.Map with 4 workers → natsjs.Ack.
 //
 // Each run reads the whole stream through a new durable consumer. The
@@ -55,6 +58,7 @@ func BenchmarkConsumeAndAck(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	plainStalls := 0
 	plain := func() time.Duration {
 		name := fresh()
 		defer drop(name)
@@ -63,12 +67,19 @@ func BenchmarkConsumeAndAck(b *testing.B) {
 			b.Fatal(err)
 		}
 		start := time.Now()
-		it, err := cons.Messages()
+		// The same heartbeat as natsjs.Source's, so that a pull request lost
+		// on the way costs both ways the same 10s.
+		it, err := cons.Messages(jetstream.PullHeartbeat(5 * time.Second))
 		if err != nil {
 			b.Fatal(err)
 		}
-		for n := 0; n < benchMsgs; n++ {
+		defer it.Stop()
+		for n := 0; n < benchMsgs; {
 			m, err := it.Next()
+			if errors.Is(err, jetstream.ErrNoHeartbeat) {
+				plainStalls++ // the iterator has pulled again: go on
+				continue
+			}
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -76,8 +87,8 @@ func BenchmarkConsumeAndAck(b *testing.B) {
 			if err := m.Ack(); err != nil {
 				b.Fatal(err)
 			}
+			n++
 		}
-		it.Stop()
 		return time.Since(start)
 	}
 	raw := func(data []byte) ([]byte, error) { return data, nil }
@@ -136,6 +147,9 @@ func BenchmarkConsumeAndAck(b *testing.B) {
 	b.ReportMetric(plainRate, "plain-msgs/s")
 	b.ReportMetric(pipedRate, "pipeline-msgs/s")
 	b.ReportMetric(pipedRate/plainRate, "ratio")
+	if plainStalls > 0 {
+		b.Logf("the plain loop missed %d heartbeats (a pull request lost, 10s each)", plainStalls)
+	}
 	if cpuOK {
 		b.ReportMetric(float64(cPlain.Microseconds())/msgs, "plain-cpu-µs/msg")
 		b.ReportMetric(float64(cPiped.Microseconds())/msgs, "pipeline-cpu-µs/msg")
