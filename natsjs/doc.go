@@ -51,11 +51,14 @@
 //
 // # Flow control
 //
-// The [Source] pulls only as fast as the pipeline drains: it asks the server
-// for more only when it is about to emit, so a worker never holds more
-// un-acked messages than its [Prefetch] batch plus what the pipeline's
-// buffers and workers can take. The consumer's MaxAckPending bounds the total
-// across all workers on the server side (and Prefetch defaults to half of
-// it); its AckWait must be longer than a message takes from the server to the
-// sink, prefetch wait included, or it is delivered twice.
+// The [Source] pulls only as fast as the pipeline drains: it emits from the
+// client's delivery goroutine and the client asks the server for the next
+// batch only as messages are emitted, so a worker never holds more un-acked
+// messages than its [Prefetch] batch plus what the pipeline's buffers and
+// workers can take, plus a group of acks being gathered (the sinks send
+// their acks in groups of up to [AckGroupSize], so that the connection
+// writes them at once). The consumer's MaxAckPending bounds the total across
+// all workers on the server side (and Prefetch defaults to half of it); its
+// AckWait must be longer than a message takes from the server to the sink,
+// prefetch wait included, or it is delivered twice.
 package natsjs

@@ -275,9 +275,10 @@ func (r *run) releaseLeftovers() int {
 // runs are the Sources of one pipeline, attached to it ([pipeline.Attach])
 // so that its natsjs sinks find them.
 type runs struct {
-	mu   sync.Mutex
-	list []*run
-	hook bool // finish is registered as the pipeline's Finally hook
+	mu    sync.Mutex
+	list  []*run
+	hook  bool     // finish is registered as the pipeline's Finally hook
+	flush []func() // the sinks' gathered acks, sent before the check
 }
 
 type runsKey struct{}
@@ -294,12 +295,16 @@ func (rs *runs) add(r *run) {
 }
 
 // checkAtEnd makes finish run when p ends, once however many natsjs sinks
-// p has. Only a natsjs sink asks for it: a message that a core sink (First,
-// Collect, All) hands to the caller is the caller's to settle.
-func (rs *runs) checkAtEnd(p *pipeline.Pipeline) {
+// p has, after flush (the sink's gathered acks; may be nil). Only a natsjs
+// sink asks for it: a message that a core sink (First, Collect, All) hands to
+// the caller is the caller's to settle.
+func (rs *runs) checkAtEnd(p *pipeline.Pipeline, flush func()) {
 	rs.mu.Lock()
 	first := !rs.hook
 	rs.hook = true
+	if flush != nil {
+		rs.flush = append(rs.flush, flush)
+	}
 	rs.mu.Unlock()
 	if first {
 		p.Finally(rs.finish)
@@ -310,12 +315,15 @@ func (rs *runs) checkAtEnd(p *pipeline.Pipeline) {
 // after a clean end, a message that is still unsettled was lost by a stage;
 // it is released and reported as the pipeline's result.
 func (rs *runs) finish(err error) error {
+	rs.mu.Lock()
+	list, flush := rs.list, rs.flush
+	rs.mu.Unlock()
+	for _, f := range flush {
+		f() // acks gathered by the sinks are sent, also after a failure
+	}
 	if err != nil {
 		return err
 	}
-	rs.mu.Lock()
-	list := rs.list
-	rs.mu.Unlock()
 	n := 0
 	for _, r := range list {
 		n += r.releaseLeftovers()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/ec0f1147/pipeline"
@@ -15,30 +16,109 @@ import (
 // acknowledgement did not come in time.
 var errPublishTimeout = errors.New("natsjs: no acknowledgement for the downstream publish")
 
-// Ack is the sink that acks every message of in, in arrival order, once it
-// arrives: the item has been fully handled by the stages before. Then it
-// returns the pipeline's result, as [pipeline.Drain] does.
+// Ack is the sink that acks every message of in once it arrives: the item
+// has been fully handled by the stages before. Then it returns the
+// pipeline's result, as [pipeline.Drain] does.
+//
+// Acks are sent in arrival order and in groups: a message that arrives waits
+// until [AckGroupSize] have gathered or [AckGroupDelay] has passed, and then
+// all their acks go out together, so the connection writes them at once. An ack is sent without
+// waiting for the server's reply, as nats.go's Msg.Ack does: a lost ack (or a
+// crash before a gathered ack was sent) means one more delivery, never a lost
+// message.
 //
 // On Stop every item still in the pipeline arrives and is acked before Ack
-// returns. On cancel or failure the messages not acked by then stay un-acked
-// and the server delivers them again after AckWait. If the pipeline ends
-// cleanly but a message of one of its Sources was never settled (a stage lost
-// its item), Ack Naks it and returns an error wrapping [ErrUnsettled].
-// An ack is sent without waiting for the server's reply, as nats.go's
-// Msg.Ack does: a lost ack means one more delivery, never a lost message.
-// A nil in is an invalid argument.
+// returns. On cancel or failure the messages that had arrived are acked
+// (they were handled) and the others stay un-acked: the server delivers them
+// again after AckWait. If the pipeline ends cleanly but a message of one of
+// its Sources was never settled (a stage lost its item), Ack Naks it and
+// returns an error wrapping [ErrUnsettled]. A nil in is an invalid argument.
 func Ack[T any](p *pipeline.Pipeline, in <-chan *Msg[T]) error {
-	runsOf(p).checkAtEnd(p)
+	rs := runsOf(p)
+	batch := newAcks()
+	rs.checkAtEnd(p, batch.close) // the gathered acks go before the check
 	return pipeline.ForEach(p, in, 1, func(_ context.Context, m *Msg[T]) error {
-		m.d.ack()
+		batch.add(m.d)
 		return nil
 	}, pipeline.Name("natsjs.ack"))
+}
+
+// The acks of the natsjs sinks go out in groups: a handled message waits
+// until AckGroupSize have gathered or AckGroupDelay has passed since the
+// first, then all their acks are sent together. A process that dies holds up
+// to AckGroupSize handled messages whose acks were not sent yet: count them
+// in the messages a crash can have handled twice.
+const (
+	AckGroupSize  = 64               // most acks sent together
+	AckGroupDelay = time.Millisecond // longest wait of a handled message for its ack
+)
+
+// acks gathers the messages a sink has handled and sends their acks
+// together, once AckGroupSize have gathered or the first has waited
+// AckGroupDelay: the connection then writes them in one go instead of one
+// write each, and the server reads them so. A gathered message has been handled; a crash
+// before its ack is sent means one more delivery, as for an ack lost on the
+// way. Safe for concurrent use.
+type acks struct {
+	mu     sync.Mutex
+	held   []*delivery
+	timer  *time.Timer
+	closed bool
+}
+
+func newAcks() *acks {
+	a := &acks{held: make([]*delivery, 0, AckGroupSize)}
+	a.timer = time.AfterFunc(time.Hour, a.flush)
+	a.timer.Stop()
+	return a
+}
+
+// add gathers d, a handled message; once closed, it acks d at once.
+func (a *acks) add(d *delivery) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		d.ack()
+		return
+	}
+	a.held = append(a.held, d)
+	switch len(a.held) {
+	case AckGroupSize:
+		a.timer.Stop()
+		a.sendLocked()
+	case 1:
+		a.timer.Reset(AckGroupDelay)
+	}
+}
+
+func (a *acks) flush() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.sendLocked()
+}
+
+func (a *acks) sendLocked() {
+	for i, d := range a.held {
+		d.ack()
+		a.held[i] = nil
+	}
+	a.held = a.held[:0]
+}
+
+// close sends the acks still gathered; add acks at once from then on.
+func (a *acks) close() {
+	a.timer.Stop()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.closed = true
+	a.sendLocked()
 }
 
 // Publish is the sink that publishes the Value of every message of in,
 // encoded by encode, to subject on the JetStream js, and acks the upstream
 // message only once the server has confirmed that it stored the downstream
-// one: pipelines chain across processes and streams without a gap.
+// one: pipelines chain across processes and streams without a gap. The
+// upstream acks go out in groups, as in [Ack].
 //
 // Publishes are asynchronous, at most maxInFlight of them awaiting the
 // server's acknowledgement at once (the sink blocks, and so its upstream,
@@ -57,7 +137,6 @@ func Publish[T any](p *pipeline.Pipeline, in <-chan *Msg[T], js jetstream.JetStr
 		what := fmt.Sprintf("nil JetStream, empty subject, maxInFlight %d < 1 or nil encode", maxInFlight)
 		return pipeline.Drain(p, failed[struct{}](p, "Publish", what))
 	}
-	runsOf(p).checkAtEnd(p)
 	slots := make(chan struct{}, maxInFlight)
 	sent := pipeline.FanOut(p, in, 1, func(ctx context.Context, m *Msg[T]) (pending, error) {
 		data, err := encode(m.Value)
@@ -76,9 +155,11 @@ func Publish[T any](p *pipeline.Pipeline, in <-chan *Msg[T], js jetstream.JetStr
 		}
 		return pending{d: m.d, fut: fut}, nil
 	}, pipeline.Name("natsjs.publish"), pipeline.BufferSize(maxInFlight), pipeline.OnError(settleFailure))
+	batch := newAcks()
+	runsOf(p).checkAtEnd(p, batch.close) // the gathered acks go before the check
 	return pipeline.ForEach(p, sent, 1, func(ctx context.Context, pd pending) error {
 		defer func() { <-slots }()
-		pd.confirm(ctx)
+		pd.confirm(ctx, batch)
 		return nil
 	}, pipeline.Name("natsjs.confirm"))
 }
@@ -90,12 +171,12 @@ type pending struct {
 }
 
 // confirm waits for the publish's acknowledgement and settles the upstream
-// message: acked once stored downstream, a failure otherwise. A cancel
-// leaves it unsettled.
-func (pd pending) confirm(ctx context.Context) {
+// message: acked (through batch) once stored downstream, a failure
+// otherwise. A cancel leaves it unsettled.
+func (pd pending) confirm(ctx context.Context, batch *acks) {
 	ok := func() {
 		pd.d.c.stats.published.Add(1)
-		pd.d.ack()
+		batch.add(pd.d)
 	}
 	select {
 	case <-pd.fut.Ok():

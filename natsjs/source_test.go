@@ -9,6 +9,7 @@ import (
 
 	"github.com/ec0f1147/pipeline"
 	"github.com/ec0f1147/pipeline/natsjs"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -128,4 +129,52 @@ func TestSource_HoldsNoMoreUnackedMessagesThanPrefetchPlusThePipeline(t *testing
 	st := c.Stats()
 	assert.Equal(t, st.Received, st.Acked+st.Released)
 	assert.Zero(t, st.InFlight)
+}
+
+func TestSource_FailsThePipelineWhenItsConsumerIsDeleted(t *testing.T) {
+	e := newEnv(t)
+	e.publishJobs(0, 10)
+	c := e.consumer("doomed", time.Minute)
+
+	p := pipeline.New(context.Background())
+	res := make(chan error, 1)
+	go func() { res <- natsjs.Ack(p, natsjs.Source(p, c, natsjs.DecodeJSON[job])) }()
+	require.Eventually(t, func() bool { return c.Stats().Acked == 10 }, 10*time.Second, time.Millisecond)
+	require.NoError(t, e.js.DeleteConsumer(context.Background(), "JOBS", "doomed"))
+
+	select {
+	case err := <-res:
+		require.ErrorIs(t, err, jetstream.ErrConsumerDeleted)
+		assert.Contains(t, err.Error(), "natsjs: source JOBS/doomed")
+	case <-time.After(30 * time.Second):
+		p.Stop()
+		t.Fatalf("the pipeline went on without its consumer: %v", <-res)
+	}
+}
+
+func TestSource_FailsThePipelineWhenItsConnectionIsClosed(t *testing.T) {
+	e := newEnv(t)
+	e.publishJobs(0, 10)
+	e.durable("work", time.Minute)
+	nc, js, err := natsjs.Connect(context.Background(), e.url())
+	require.NoError(t, err)
+	defer nc.Close()
+	cons, err := js.Consumer(context.Background(), "JOBS", "work")
+	require.NoError(t, err)
+	c, err := natsjs.NewConsumer(context.Background(), js, cons, deadSubject)
+	require.NoError(t, err)
+
+	p := pipeline.New(context.Background())
+	res := make(chan error, 1)
+	go func() { res <- natsjs.Ack(p, natsjs.Source(p, c, natsjs.DecodeJSON[job])) }()
+	require.Eventually(t, func() bool { return c.Stats().Acked == 10 }, 10*time.Second, time.Millisecond)
+	nc.Close()
+
+	select {
+	case err := <-res:
+		require.ErrorIs(t, err, jetstream.ErrConnectionClosed)
+	case <-time.After(30 * time.Second):
+		p.Stop()
+		t.Fatalf("the pipeline went on without its connection: %v", <-res)
+	}
 }

@@ -34,6 +34,11 @@ func Map[T, R any](p *pipeline.Pipeline, in <-chan *Msg[T], workers int, fn func
 			if err != nil {
 				return nil, &itemFailure{err: err}
 			}
+			if same, ok := any(m).(*Msg[R]); ok {
+				// T is R: the item is this stage's to pass on, so its Msg is too.
+				same.Value = r
+				return same, nil
+			}
 			return &Msg[R]{Value: r, d: m.d}, nil
 		}
 	}
@@ -45,8 +50,9 @@ func Map[T, R any](p *pipeline.Pipeline, in <-chan *Msg[T], workers int, fn func
 }
 
 // ForEach calls fn on the Value of every message of in with workers
-// goroutines and acks each message once fn has returned nil for it; then it
-// returns the pipeline's result, as [pipeline.ForEach] does. A failure of fn
+// goroutines and acks each message once fn has returned nil for it (the acks
+// go out in groups, as in [Ack]); then it returns the pipeline's result, as
+// [pipeline.ForEach] does. A failure of fn
 // is settled as in [Map] (a later retry, then the dead letters) and does not
 // fail the pipeline. Options are as in Map. If the pipeline ends cleanly but
 // a message of one of its Sources was never settled, ForEach Naks it and

@@ -16,16 +16,17 @@ func TestStop_AcksEveryItemInFlightAndHandsBackTheRest(t *testing.T) {
 	const n = 1000
 	e := newEnv(t)
 	e.publishJobs(0, n)
-	c := e.consumer("work", time.Minute, natsjs.Prefetch(64))
+	const prefetch, buf, workers = 64, 16, 2
+	c := e.consumer("work", time.Minute, natsjs.Prefetch(prefetch))
 	seen := newTally()
-	stopAt := make(chan struct{})
+	gate := make(chan struct{}) // after 100 items the workers wait here
 	var handled atomic.Int64
 
-	p := pipeline.New(context.Background())
+	p := pipeline.New(context.Background(), pipeline.DefaultBuffer(buf))
 	jobs := natsjs.Source(p, c, natsjs.DecodeJSON[job])
-	done := natsjs.Map(p, jobs, 2, func(_ context.Context, j job) (int, error) {
-		if handled.Add(1) == 100 {
-			close(stopAt)
+	done := natsjs.Map(p, jobs, workers, func(_ context.Context, j job) (int, error) {
+		if handled.Add(1) > 100 {
+			<-gate
 		}
 		time.Sleep(100 * time.Microsecond)
 		seen.add(j.ID)
@@ -33,9 +34,16 @@ func TestStop_AcksEveryItemInFlightAndHandsBackTheRest(t *testing.T) {
 	})
 	res := make(chan error, 1)
 	go func() { res <- natsjs.Ack(p, done) }()
-	<-stopAt
-	require.Positive(t, c.Stats().InFlight, "items were in flight at Stop")
+	// Wait until the first 100 are acked and the pipeline is backed up: the
+	// workers each hold an item, the Source's buffer is full and the Source
+	// waits to emit one more, so that the client holds fetched messages the
+	// pipeline has not taken.
+	require.Eventually(t, func() bool {
+		st := c.Stats()
+		return st.Acked == 100 && st.InFlight >= workers+buf+1
+	}, 10*time.Second, time.Millisecond, "the pipeline never backed up: %v", c.Stats())
 	p.Stop()
+	close(gate)
 	require.NoError(t, <-res)
 
 	st := c.Stats()

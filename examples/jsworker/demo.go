@@ -8,49 +8,68 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// errKilled is what the demo's killed worker dies of.
-var errKilled = errors.New("worker 1 killed")
-
-// demoWorkers is how many worker pipelines the demo runs.
+// demoWorkers is how many worker processes the demo starts.
 const demoWorkers = 3
 
-// runDemo publishes cfg.Jobs jobs, runs three workers that share the durable
-// consumer, each on its own connection as separate processes would be,
-// kills the first one half-way (its context is cancelled: it acks nothing
-// more, like a crash), waits until the server has every job settled, stops
-// the other two gracefully and checks the streams: every job has a result or
-// a dead letter. With url empty it runs on an embedded server.
-func runDemo(ctx context.Context, url string, cfg Config, out io.Writer) error {
-	if url == "" {
-		dir, err := os.MkdirTemp("", "jsworker-demo-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		s, err := startServer("127.0.0.1:0", dir)
-		if err != nil {
-			return err
-		}
-		defer stopServer(s)
-		url = s.ClientURL()
+// demoServer returns url, or, if it is empty, the URL of an embedded server
+// on a free loopback port, with a store that stop removes.
+func demoServer(url string) (string, func(), error) {
+	if url != "" {
+		return url, func() {}, nil
 	}
+	dir, err := os.MkdirTemp("", "jsworker-demo-")
+	if err != nil {
+		return "", nil, err
+	}
+	s, err := startServer("127.0.0.1:0", dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return s.ClientURL(), func() {
+		stopServer(s)
+		os.RemoveAll(dir)
+	}, nil
+}
+
+// freshStart deletes the demo's streams (and so its consumer) and creates
+// them again, empty.
+func freshStart(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Consumer, error) {
+	for _, name := range []string{jobsStream, deadStream, resultsStream} {
+		if err := js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, fmt.Errorf("stream %s: %w", name, err)
+		}
+	}
+	return setup(ctx, js, cfg)
+}
+
+// runDemo publishes cfg.Jobs jobs and starts three worker processes that
+// share the durable consumer, each with its own connection. Half-way it
+// kills the first with SIGKILL: the process, its connection and every
+// message it held un-acked go at once, as when a machine dies. Once the
+// server has every job settled (the killed worker's messages come back to
+// the others after AckWait), it stops the other two gracefully and checks:
+// every job has a result or a dead letter (lost=0), and the jobs processed
+// twice (twice) are no more than the killed worker could hold un-acked
+// (bound, see unackedBound). With url empty it runs on an embedded server.
+func runDemo(ctx context.Context, url string, cfg Config, out, stderr io.Writer) error {
+	url, closeServer, err := demoServer(url)
+	if err != nil {
+		return err
+	}
+	defer closeServer()
 	nc, js, err := connect(ctx, url)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	for _, name := range []string{jobsStream, deadStream, resultsStream} { // a fresh start
-		if err := js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-			return fmt.Errorf("stream %s: %w", name, err)
-		}
-	}
-	cons, err := setup(ctx, js, cfg)
+	cons, err := freshStart(ctx, js, cfg)
 	if err != nil {
 		return err
 	}
@@ -59,97 +78,61 @@ func runDemo(ctx context.Context, url string, cfg Config, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "published %d jobs (%d not JSON, %d failing) on %s\n", cfg.Jobs, cfg.Poison, cfg.Failing, url)
 
-	w := newWorker(cfg)
-	crashCtx, crash := context.WithCancelCause(ctx)
-	defer crash(nil)
-	pipes := make([]*pipe, demoWorkers)
-	conns := make([]*nats.Conn, demoWorkers)
-	defer func() {
-		for _, pp := range pipes {
-			if pp != nil {
-				_ = pp.stop()
-			}
-		}
-		for _, c := range conns {
-			if c != nil {
-				c.Close()
-			}
-		}
-	}()
-	for i := range pipes {
-		wnc, wjs, err := connect(ctx, url)
-		if err != nil {
-			return err
-		}
-		conns[i] = wnc
-		wcons, err := wjs.Consumer(ctx, jobsStream, durableName)
-		if err != nil {
-			return err
-		}
-		pctx := ctx
-		if i == 0 {
-			pctx = crashCtx
-		}
-		if pipes[i], err = startPipe(pctx, wjs, wcons, w, cfg); err != nil {
-			return err
-		}
+	led := newLedger()
+	procs, err := startWorkers(demoWorkers, url, cfg, led, stderr)
+	if err != nil {
+		return err
 	}
+	defer stopAll(procs, true)
+	if err := waitReady(ctx, procs); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "started %d worker processes (pids", demoWorkers)
+	for _, pr := range procs {
+		fmt.Fprintf(out, " %d", pr.cmd.Process.Pid)
+	}
+	fmt.Fprintln(out, ")")
 
-	processed := func() (n int64) {
-		for _, pp := range pipes {
-			n += pp.processed.Load()
-		}
-		return n
-	}
-	killed := false
-	tick := time.NewTicker(20 * time.Millisecond)
+	// Kill worker 1 half-way.
+	victim := procs[0]
+	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
-	deadline := time.After(2*time.Minute + 10*cfg.AckWait)
-	for settled := false; !settled; {
+	for done := false; !done; {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-deadline:
-			fmt.Fprintln(out, "gave up waiting for every job to be settled")
-			settled = true
+		case <-victim.exit:
+			return fmt.Errorf("worker 1 exited before it was killed: %v", victim.err)
 		case <-tick.C:
-			if !killed && processed() >= int64(cfg.Jobs/2) {
-				killed = true
-				held := pipes[0].c.Stats().InFlight
-				crash(errKilled)
-				if err := pipes[0].wait(); !errors.Is(err, errKilled) {
-					return fmt.Errorf("worker 1 ended with %v", err)
-				}
-				conns[0].Close()
-				fmt.Fprintf(out, "killed worker 1 after it processed %d jobs, holding %d un-acked messages\n",
-					pipes[0].processed.Load(), held)
-				continue
-			}
-			if killed {
-				info, err := cons.Info(ctx)
-				if err != nil {
-					return err
-				}
-				settled = info.NumPending == 0 && info.NumAckPending == 0
-			}
+			total, _ := led.total()
+			done = total >= cfg.Jobs/2
 		}
 	}
-	for _, pp := range pipes[1:] {
-		if err := pp.stop(); err != nil {
-			return err
-		}
+	if err := victim.kill(); err != nil {
+		return err
 	}
-	for _, c := range conns[1:] {
-		if err := c.Flush(); err != nil {
-			return err
-		}
+	processed, held, _ := victim.report()
+	bound := unackedBound(cfg)
+	fmt.Fprintf(out, "killed worker 1 (SIGKILL) after it processed %d jobs; it last reported %d un-acked messages, and can hold at most %d\n",
+		processed, held, bound)
+
+	if err := waitSettled(ctx, cons, 2*time.Minute+10*cfg.AckWait); err != nil {
+		return err
+	}
+	if err := stopAll(procs[1:], false); err != nil {
+		return err
 	}
 
-	var redelivered uint64
-	for i, pp := range pipes {
-		st := pp.c.Stats()
-		redelivered += st.Redelivered
-		fmt.Fprintf(out, "worker %d: processed=%d %v\n", i+1, pp.processed.Load(), st)
+	var redelivered int
+	for _, pr := range procs {
+		processed, _, stopped := pr.report()
+		if pr == victim {
+			fmt.Fprintf(out, "worker 1: processed=%d, then killed\n", processed)
+			continue
+		}
+		r, _ := field(stopped, "redelivered")
+		redelivered += r
+		fmt.Fprintf(out, "worker %d: %s\n", pr.n, strings.TrimPrefix(stopped, "worker: "))
 	}
 	info, err := cons.Info(ctx)
 	if err != nil {
@@ -171,12 +154,40 @@ func runDemo(ctx context.Context, url string, cfg Config, out io.Writer) error {
 		return err
 	}
 	lost := cfg.Jobs - done - dead
-	fmt.Fprintf(out, "published=%d processed=%d acked=%d redelivered=%d lost=%d dead=%d\n",
-		cfg.Jobs, processed(), acked, redelivered, lost, dead)
-	if lost != 0 {
+	total, twice := led.total()
+	fmt.Fprintf(out, "published=%d processed=%d acked=%d redelivered=%d lost=%d dead=%d twice=%d bound=%d\n",
+		cfg.Jobs, total, acked, redelivered, lost, dead, twice, bound)
+	switch {
+	case lost != 0:
 		return fmt.Errorf("%d jobs lost", lost)
+	case twice > bound:
+		return fmt.Errorf("%d jobs processed twice: more than the %d messages the killed worker could hold", twice, bound)
 	}
 	return nil
+}
+
+// waitSettled waits until the server has every message of cons settled:
+// none left to deliver, none awaiting an ack.
+func waitSettled(ctx context.Context, cons jetstream.Consumer, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.NumPending == 0 && info.NumAckPending == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("jobs still unsettled after %v: %d to deliver, %d awaiting an ack",
+				limit, info.NumPending, info.NumAckPending)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // distinctJobs counts the distinct keys of the messages stored in stream.

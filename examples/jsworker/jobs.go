@@ -26,8 +26,10 @@ const (
 // Config says what the demo publishes and how its workers behave.
 type Config struct {
 	Jobs, Poison, Failing int           // jobs published, of which not JSON, of which always failing
+	Flaky                 int           // every Flaky-th job fails the first time a worker meets it (0: none)
+	Primes                bool          // each job also counts primes (CPU work), besides waiting Work
 	Workers               int           // goroutines per worker pipeline
-	Work                  time.Duration // time one job takes
+	Work                  time.Duration // time one job waits (I/O)
 	AckWait               time.Duration // the consumer's AckWait
 	MaxDeliveries         int           // deliveries before a failing job is dead-lettered
 	Metrics               string        // -role worker: address to serve /metrics on; "": none
@@ -37,6 +39,8 @@ func (c Config) check() error {
 	switch {
 	case c.Jobs < 1 || c.Poison < 0 || c.Failing < 0 || c.Poison+c.Failing > c.Jobs:
 		return fmt.Errorf("-jobs %d must be >= 1 and hold -poison %d and -failing %d", c.Jobs, c.Poison, c.Failing)
+	case c.Flaky < 0:
+		return fmt.Errorf("-flaky %d must be >= 0", c.Flaky)
 	case c.Workers < 1:
 		return fmt.Errorf("-workers %d must be >= 1", c.Workers)
 	case c.Work < 0 || c.AckWait <= 0:
@@ -83,10 +87,15 @@ func setup(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.C
 
 // produce publishes cfg.Jobs jobs, the first cfg.Poison of them not JSON and
 // the next cfg.Failing of them failing (a negative N), and waits until the
-// server has stored them all.
+// server has stored them all. Without cfg.Primes the jobs count no primes
+// (N is 0): they only wait.
 func produce(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 	for i := 0; i < cfg.Jobs; i++ {
-		data, err := json.Marshal(Job{ID: i, N: 2000 + i%1000})
+		n := 0
+		if cfg.Primes {
+			n = 2000 + i%1000
+		}
+		data, err := json.Marshal(Job{ID: i, N: n})
 		switch {
 		case i < cfg.Poison:
 			data = []byte(fmt.Sprintf("{job %d: not JSON", i))
@@ -137,8 +146,9 @@ func runProducer(ctx context.Context, url string, cfg Config, out io.Writer) err
 }
 
 // worker does the jobs: it fails for a negative N, fails once for every
-// 100th job it meets (a flaky dependency: the retry succeeds), takes
-// cfg.Work, and counts the primes up to N.
+// cfg.Flaky-th job it meets (a flaky dependency: the retry succeeds; each
+// worker process remembers only the jobs it met itself, so a job may fail
+// once in each), waits cfg.Work, and counts the primes up to N.
 type worker struct {
 	cfg   Config
 	mu    sync.Mutex
@@ -151,7 +161,7 @@ func (w *worker) process(ctx context.Context, j Job) (Result, error) {
 	if j.N < 0 {
 		return Result{}, fmt.Errorf("job %d: cannot count primes up to %d", j.ID, j.N)
 	}
-	if j.ID%100 == 99 {
+	if w.cfg.Flaky > 0 && j.ID%w.cfg.Flaky == w.cfg.Flaky-1 {
 		w.mu.Lock()
 		first := !w.flaky[j.ID]
 		w.flaky[j.ID] = true

@@ -4,12 +4,30 @@
 // at least once even when a worker dies. Failed jobs are retried, then
 // dead-lettered with their error; undecodable ones are dead-lettered at once.
 //
-// The demo does it all in one process, on an embedded server: it publishes the
-// jobs, runs three workers, kills one half-way (a cancel: it acks nothing
-// more), lets the other two take over its messages, and ends with one line:
+// The demo runs a real crash: on an embedded server it publishes the jobs,
+// starts three worker processes (this same binary, -role worker), kills one
+// half-way with SIGKILL, lets the other two take over its messages once the
+// server's AckWait has passed, and checks every job: it ends with a result
+// or a dead letter, and the jobs handled twice are within what the killed
+// process held un-acked:
 //
 //	go run ./jsworker -demo
-//	published=2000 processed=1998 acked=2000 redelivered=122 lost=0 dead=4
+//	published 2000 jobs (2 not JSON, 2 failing) on nats://127.0.0.1:44485
+//	started 3 worker processes (pids 14830 14831 14836)
+//	killed worker 1 (SIGKILL) after it processed 364 jobs; it last reported 29 un-acked messages, and can hold at most 213
+//	worker 1: processed=364, then killed
+//	worker 2: stopped processed=777 acked=777 redelivered=52 dead=0 released=0 in_flight=0
+//	worker 3: stopped processed=863 acked=863 redelivered=47 dead=2 released=0 in_flight=0
+//	published=2000 processed=2004 acked=2000 redelivered=99 lost=0 dead=4 twice=8 bound=213
+//
+// twice counts the jobs processed a second time because the killed process
+// had done them but its acks had not reached the server; bound is what one
+// worker process can hold un-acked (see unackedBound).
+//
+// -scale measures how throughput grows with the number of worker processes,
+// on jobs that each wait 5ms (I/O), 8 at a time per process:
+//
+//	go run ./jsworker -scale
 //
 // With a real server, each part runs as its own process:
 //
@@ -30,6 +48,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -47,17 +67,23 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("jsworker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	demo := fs.Bool("demo", false, "run producer, three workers and a crash in one process, on an embedded server unless -nats is given")
+	demo := fs.Bool("demo", false, "publish jobs, start three worker processes, SIGKILL one half-way and check that no job is lost; on an embedded server unless -nats is given")
+	scale := fs.Bool("scale", false, "measure the throughput of 1, 2 and 4 worker processes (see -procs) on jobs that wait 5ms, 8 at a time per process")
+	procs := fs.String("procs", "1,2,4", "the numbers of worker processes -scale measures")
+	rounds := fs.Int("rounds", 3, "how many times -scale measures each number of processes")
 	role := fs.String("role", "", "run one part: producer, worker or server")
+	events := fs.Bool("events", false, "-role worker: print a line per job done and a status line every 10ms, and stop when stdin ends (for -demo and -scale)")
 	url := fs.String("nats", "", "NATS server URL (default for the roles: nats://127.0.0.1:4222)")
 	listen := fs.String("listen", "127.0.0.1:4222", "address of -role server (loopback only)")
 	store := fs.String("store", "", "JetStream store directory of -role server (default: a new temporary one)")
 	cfg := Config{}
-	fs.IntVar(&cfg.Jobs, "jobs", 2000, "jobs to publish, poison and failing ones included")
-	fs.IntVar(&cfg.Poison, "poison", 2, "of those, jobs that are not valid JSON")
-	fs.IntVar(&cfg.Failing, "failing", 2, "of those, jobs that always fail")
-	fs.IntVar(&cfg.Workers, "workers", 4, "goroutines per worker pipeline")
-	fs.DurationVar(&cfg.Work, "work", 2*time.Millisecond, "time one job takes")
+	fs.IntVar(&cfg.Jobs, "jobs", 2000, "jobs to publish, poison and failing ones included (-scale: 6000)")
+	fs.IntVar(&cfg.Poison, "poison", 2, "of those, jobs that are not valid JSON (-scale: 0)")
+	fs.IntVar(&cfg.Failing, "failing", 2, "of those, jobs that always fail (-scale: 0)")
+	fs.IntVar(&cfg.Flaky, "flaky", 100, "every n-th job fails the first time a worker meets it; 0: none (-scale: 0)")
+	fs.BoolVar(&cfg.Primes, "primes", true, "jobs also count primes, a little CPU work (-scale: false)")
+	fs.IntVar(&cfg.Workers, "workers", 4, "goroutines per worker pipeline: jobs in flight per process (-scale: 8)")
+	fs.DurationVar(&cfg.Work, "work", 2*time.Millisecond, "time one job waits, as for I/O (-scale: 5ms)")
 	fs.DurationVar(&cfg.AckWait, "ack-wait", 2*time.Second, "how long the server waits for an ack before it delivers a message again")
 	fs.IntVar(&cfg.MaxDeliveries, "max-deliveries", 4, "deliveries of a failing job before it is dead-lettered")
 	fs.StringVar(&cfg.Metrics, "metrics", "", "-role worker: serve Prometheus metrics on http://ADDR/metrics (a bare :port binds 127.0.0.1)")
@@ -67,14 +93,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	if *scale {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		scaleDefaults(&cfg, set)
+	}
 	if err := cfg.check(); err != nil {
 		return err
 	}
 	switch {
-	case *demo && *role != "":
-		return errors.New("give -demo or -role, not both")
+	case *demo && *scale, (*demo || *scale) && *role != "":
+		return errors.New("give one of -demo, -scale and -role")
 	case *demo:
-		return runDemo(ctx, *url, cfg, stdout)
+		return runDemo(ctx, *url, cfg, stdout, stderr)
+	case *scale:
+		counts, err := parseProcs(*procs)
+		if err != nil {
+			return err
+		}
+		if *rounds < 1 {
+			return fmt.Errorf("-rounds %d must be >= 1", *rounds)
+		}
+		return runScale(ctx, *url, cfg, counts, *rounds, stdout, stderr)
 	}
 	if *url == "" {
 		*url = "nats://127.0.0.1:4222"
@@ -83,12 +123,47 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "producer":
 		return runProducer(ctx, *url, cfg, stdout)
 	case "worker":
-		return runWorkerRole(ctx, *url, cfg, stdout)
+		return runWorkerRole(ctx, *url, cfg, stdout, *events, os.Stdin)
 	case "server":
 		return runServerRole(ctx, *listen, *store, stdout)
 	case "":
-		return errors.New("nothing to do: give -demo or -role producer|worker|server")
+		return errors.New("nothing to do: give -demo, -scale or -role producer|worker|server")
 	default:
 		return fmt.Errorf("unknown -role %q: want producer, worker or server", *role)
 	}
+}
+
+// scaleDefaults gives -scale its own defaults for the flags not set: many
+// jobs that only wait, 8 at a time per process, none failing.
+func scaleDefaults(cfg *Config, set map[string]bool) {
+	defaults := []struct {
+		flag  string
+		apply func()
+	}{
+		{"jobs", func() { cfg.Jobs = 6000 }},
+		{"poison", func() { cfg.Poison = 0 }},
+		{"failing", func() { cfg.Failing = 0 }},
+		{"flaky", func() { cfg.Flaky = 0 }},
+		{"primes", func() { cfg.Primes = false }},
+		{"workers", func() { cfg.Workers = 8 }},
+		{"work", func() { cfg.Work = 5 * time.Millisecond }},
+	}
+	for _, d := range defaults {
+		if !set[d.flag] {
+			d.apply()
+		}
+	}
+}
+
+// parseProcs reads -procs: a comma-separated list of process counts.
+func parseProcs(s string) ([]int, error) {
+	var counts []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 32 {
+			return nil, fmt.Errorf("-procs %q: want numbers from 1 to 32, separated by commas", s)
+		}
+		counts = append(counts, n)
+	}
+	return counts, nil
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -21,8 +22,14 @@ import (
 	"go.uber.org/goleak"
 )
 
-// TestMain fails the package if any test leaves a goroutine behind.
+// TestMain fails the package if any test leaves a goroutine behind. Run as
+// one of the worker processes that -demo and -scale start from their own
+// executable (the test binary, in these tests), it is jsworker instead.
 func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		main()
+		os.Exit(0)
+	}
 	goleak.VerifyTestMain(m)
 }
 
@@ -44,25 +51,81 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-var summary = regexp.MustCompile(`(?m)^published=(\d+) processed=(\d+) acked=(\d+) redelivered=(\d+) lost=(\d+) dead=(\d+)\n\z`)
+var (
+	summary = regexp.MustCompile(`(?m)^published=(\d+) processed=(\d+) acked=(\d+) redelivered=(\d+) lost=(\d+) dead=(\d+) twice=(\d+) bound=(\d+)\n\z`)
+	killed  = regexp.MustCompile(`(?m)^killed worker 1 \(SIGKILL\) after it processed (\d+) jobs; it last reported (\d+) un-acked messages, and can hold at most (\d+)$`)
+)
 
-func TestDemo_LosesNoJobWhenAWorkerIsKilledHalfway(t *testing.T) {
+func TestDemo_LosesNoJobWhenAWorkerProcessIsKilled(t *testing.T) {
+	const jobs, poison, failing = 600, 2, 3
 	var out, errOut syncBuffer
-	err := run(context.Background(), []string{"-demo", "-jobs", "400", "-poison", "2", "-failing", "3",
-		"-work", "1ms", "-ack-wait", "1s", "-max-deliveries", "3"}, &out, &errOut)
+	err := run(context.Background(), []string{"-demo", "-jobs", strconv.Itoa(jobs), "-poison", strconv.Itoa(poison),
+		"-failing", strconv.Itoa(failing), "-work", "5ms", "-ack-wait", "1s", "-max-deliveries", "4"}, &out, &errOut)
 	require.NoError(t, err, "output:\n%s%s", out.String(), errOut.String())
 
 	m := summary.FindStringSubmatch(out.String())
 	require.NotNil(t, m, "the output must end with the summary line:\n%s", out.String())
 	n := func(i int) int { v, _ := strconv.Atoi(m[i]); return v }
-	published, processed, acked, redelivered, lost, dead := n(1), n(2), n(3), n(4), n(5), n(6)
-	assert.Equal(t, 400, published)
-	assert.Equal(t, 400, acked, "the server has every job settled")
-	assert.Zero(t, lost)
-	assert.Equal(t, 5, dead, "the poison and the always-failing jobs")
-	assert.GreaterOrEqual(t, processed, 400-5, "every good job processed at least once")
-	assert.Positive(t, redelivered, "the killed worker's jobs and the flaky ones came back")
-	assert.Contains(t, out.String(), "killed worker 1 after it processed")
+	published, processed, acked, redelivered, lost, dead, twice, bound := n(1), n(2), n(3), n(4), n(5), n(6), n(7), n(8)
+	assert.Equal(t, jobs, published)
+	assert.Equal(t, jobs, acked, "the server has every job settled")
+	assert.Zero(t, lost, "every job has a result or a dead letter")
+	assert.Equal(t, poison+failing, dead, "the poison and the always-failing jobs")
+	assert.Equal(t, jobs-dead, processed-twice, "every good job processed at least once")
+	assert.LessOrEqual(t, twice, bound, "jobs processed twice: at most what the killed worker held un-acked")
+	assert.Equal(t, unackedBound(Config{Workers: 4}), bound)
+	assert.Positive(t, redelivered, "the killed worker's jobs came back to the others")
+
+	k := killed.FindStringSubmatch(out.String())
+	require.NotNil(t, k, "output:\n%s", out.String())
+	victimProcessed, _ := strconv.Atoi(k[1])
+	held, _ := strconv.Atoi(k[2])
+	assert.Positive(t, victimProcessed, "the killed worker had processed jobs")
+	assert.Positive(t, held, "the killed worker held un-acked messages when it died")
+	assert.Contains(t, out.String(), "worker 1: processed="+k[1]+", then killed")
+	assert.Equal(t, 2, strings.Count(out.String(), "stopped processed="), "the other two stopped gracefully")
+	t.Logf("killed worker: processed %d, held %d un-acked; jobs processed twice: %d (bound %d); redelivered to the others: %d",
+		victimProcessed, held, twice, bound, redelivered)
+}
+
+func TestWorkerRole_ReportsEveryJobAndStopsWhenStdinEnds(t *testing.T) {
+	s, err := startServer("127.0.0.1:0", t.TempDir())
+	require.NoError(t, err)
+	defer stopServer(s)
+	flags := []string{"-nats", s.ClientURL(), "-jobs", "50", "-poison", "0", "-failing", "0", "-flaky", "0", "-work", "0s"}
+	require.NoError(t, run(context.Background(), append([]string{"-role", "producer"}, flags...), &syncBuffer{}, &syncBuffer{}))
+
+	stdinR, stdinW := io.Pipe()
+	var out syncBuffer
+	cfg := Config{Jobs: 50, Workers: 4, AckWait: 2 * time.Second, MaxDeliveries: 4}
+	res := make(chan error, 1)
+	go func() { res <- runWorkerRole(context.Background(), s.ClientURL(), cfg, &out, true, stdinR) }()
+	require.Eventually(t, func() bool { return strings.Count(out.String(), "done ") == 50 }, 30*time.Second, time.Millisecond,
+		"output:\n%s", out.String())
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "status processed=50 ") }, 10*time.Second, time.Millisecond)
+	require.NoError(t, stdinW.Close())
+	require.NoError(t, <-res)
+
+	seen := map[string]bool{}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if id, ok := strings.CutPrefix(line, "done "); ok {
+			seen[id] = true
+		}
+	}
+	assert.Len(t, seen, 50, "one done line per job")
+	assert.Regexp(t, `(?m)^worker: stopped processed=50 acked=50 redelivered=0 dead=0 released=0 in_flight=0$`, out.String())
+}
+
+func TestScale_MeasuresEachNumberOfProcesses(t *testing.T) {
+	var out, errOut syncBuffer
+	err := run(context.Background(), []string{"-scale", "-jobs", "300", "-procs", "1,2", "-rounds", "2", "-work", "1ms"}, &out, &errOut)
+	require.NoError(t, err, "output:\n%s%s", out.String(), errOut.String())
+
+	assert.Contains(t, out.String(), "scale: 300 jobs, each waiting 1ms, 8 in flight per process (ideal: 8000 jobs/s per process), 2 round(s)\n")
+	assert.Regexp(t, `(?m)^scale: round 1: 1 proc \d+ jobs/s \(1\.00x\); 2 proc \d+ jobs/s \(\d+\.\d\dx\);$`, out.String())
+	assert.Regexp(t, `(?m)^scale: round 2: 1 proc \d+ jobs/s \(1\.00x\); 2 proc \d+ jobs/s \(\d+\.\d\dx\);$`, out.String())
+	assert.Regexp(t, `(?m)^scale: 1 process\(es\): \d+ jobs/s, \d+% of the ideal, 1\.00x of 1 process\(es\); end to end \d+\.\d\ds$`, out.String())
+	assert.Regexp(t, `(?m)^scale: 2 process\(es\): \d+ jobs/s, \d+% of the ideal, \d+\.\d\dx of 1 process\(es\); end to end \d+\.\d\ds$`, out.String())
 }
 
 func TestRoles_WorkersShareTheJobsAProducerPublished(t *testing.T) {
@@ -134,11 +197,17 @@ func TestRun_RejectsBadArguments(t *testing.T) {
 	}{
 		{nil, "nothing to do"},
 		{[]string{"-role", "chef"}, `unknown -role "chef"`},
-		{[]string{"-demo", "-role", "worker"}, "not both"},
+		{[]string{"-demo", "-role", "worker"}, "give one of -demo, -scale and -role"},
 		{[]string{"-demo", "-jobs", "3", "-poison", "2", "-failing", "2"}, "must be >= 1 and hold"},
 		{[]string{"-demo", "-workers", "0"}, "-workers 0"},
 		{[]string{"-role", "server", "-listen", "0.0.0.0:4222"}, "loopback address only"},
 		{[]string{"-demo", "extra"}, "unexpected arguments"},
+		{[]string{"-demo", "-scale"}, "give one of -demo, -scale and -role"},
+		{[]string{"-scale", "-role", "worker"}, "give one of -demo, -scale and -role"},
+		{[]string{"-scale", "-procs", "1,x"}, `-procs "1,x"`},
+		{[]string{"-scale", "-procs", "0"}, `-procs "0"`},
+		{[]string{"-scale", "-rounds", "0"}, "-rounds 0"},
+		{[]string{"-demo", "-flaky", "-1"}, "-flaky -1"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

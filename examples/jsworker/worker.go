@@ -16,6 +16,30 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// The shape of a worker pipeline, which bounds how many messages a worker
+// holds un-acked (see unackedBound).
+const (
+	prefetch    = 32 // messages pulled ahead of the pipeline
+	stageBuffer = 16 // the buffer of each stage's output
+	publishes   = 16 // results awaiting the server's acknowledgement
+)
+
+// unackedBound is the most messages one worker process can hold that the
+// server has not seen acked, and so the most a crash can make it handle
+// twice: the prefetched batch, the pipeline's buffers and goroutines, the
+// publishes awaiting their acknowledgement, a group of acks being gathered
+// and one more on its way to the server (natsjs sends acks in groups of at
+// most natsjs.AckGroupSize).
+func unackedBound(cfg Config) int {
+	return prefetch + // Source: pulled, not yet emitted
+		stageBuffer + // Source → Map
+		cfg.Workers + // Map's goroutines
+		stageBuffer + // Map → Publish
+		1 + // Publish's goroutine, waiting for a slot
+		publishes + // published, awaiting the server's acknowledgement
+		2*natsjs.AckGroupSize // acks gathered, and acks written but not yet read by the server
+}
+
 // connect reaches the server at url, with the natsjs defaults: reconnect
 // forever once connected, fail at once if the server is not there.
 func connect(ctx context.Context, url string) (*nats.Conn, jetstream.JetStream, error) {
@@ -30,53 +54,52 @@ type pipe struct {
 	c         *natsjs.Consumer
 	processed *atomic.Int64 // jobs done by this pipeline
 	done      chan error    // the pipeline's result, once it has ended
-	once      sync.Once
-	err       error
-}
-
-// wait waits for the pipeline's end and returns its result; it may be called
-// many times.
-func (pp *pipe) wait() error {
-	pp.once.Do(func() { pp.err = <-pp.done })
-	return pp.err
-}
-
-// stop stops the pipeline gracefully and returns its result.
-func (pp *pipe) stop() error {
-	pp.p.Stop()
-	return pp.wait()
 }
 
 // startPipe starts a worker pipeline on the durable consumer cons: it
 // decodes jobs, runs w.process on them with cfg.Workers goroutines, and
 // publishes each result to the results stream, acking the job only once the
 // result is stored. Failed jobs are retried after a short backoff, then
-// dead-lettered; poison ones are dead-lettered at once.
-func startPipe(ctx context.Context, js jetstream.JetStream, cons jetstream.Consumer, w *worker, cfg Config) (*pipe, error) {
+// dead-lettered; poison ones are dead-lettered at once. done, if not nil, is
+// called with the ID of every job processed.
+func startPipe(ctx context.Context, js jetstream.JetStream, cons jetstream.Consumer, w *worker, cfg Config, done func(id int)) (*pipe, error) {
 	c, err := natsjs.NewConsumer(ctx, js, cons, deadSubject,
 		natsjs.MaxDeliveries(cfg.MaxDeliveries),
 		natsjs.Backoff(func(n int) time.Duration { return time.Duration(n) * 50 * time.Millisecond }),
-		natsjs.Prefetch(32))
+		natsjs.Prefetch(prefetch))
 	if err != nil {
 		return nil, err
 	}
-	pp := &pipe{p: pipeline.New(ctx), c: c, processed: new(atomic.Int64), done: make(chan error, 1)}
+	pp := &pipe{p: pipeline.New(ctx, pipeline.DefaultBuffer(stageBuffer)), c: c,
+		processed: new(atomic.Int64), done: make(chan error, 1)}
 	jobs := natsjs.Source(pp.p, c, natsjs.DecodeJSON[Job])
 	results := natsjs.Map(pp.p, jobs, cfg.Workers, func(ctx context.Context, j Job) (Result, error) {
 		r, err := w.process(ctx, j)
 		if err == nil {
 			pp.processed.Add(1)
+			if done != nil {
+				done(j.ID)
+			}
 		}
 		return r, err
 	})
-	go func() { pp.done <- natsjs.Publish(pp.p, results, js, resultsSubj, 64, natsjs.EncodeJSON[Result]) }()
+	go func() {
+		pp.done <- natsjs.Publish(pp.p, results, js, resultsSubj, publishes, natsjs.EncodeJSON[Result])
+	}()
 	return pp, nil
 }
 
 // runWorkerRole is -role worker: one worker pipeline until Ctrl-C (or
 // SIGTERM), then a graceful stop; a second signal is not waited for: the
 // process ends and the server redelivers what it held.
-func runWorkerRole(ctx context.Context, url string, cfg Config, out io.Writer) error {
+//
+// With events (the worker processes that -demo and -scale start), it also
+// prints a line "done <id>" for every job it processes, written before the
+// job's result is published (so a job processed by a process killed right
+// after is counted), and a line "status ..." every 10ms; and it stops
+// gracefully when stdin ends, so that it does not outlive the process that
+// started it.
+func runWorkerRole(ctx context.Context, url string, cfg Config, out io.Writer, events bool, stdin io.Reader) error {
 	nc, js, err := connect(ctx, url)
 	if err != nil {
 		return err
@@ -86,23 +109,45 @@ func runWorkerRole(ctx context.Context, url string, cfg Config, out io.Writer) e
 	if err != nil {
 		return err
 	}
+	var mu sync.Mutex // one whole line per write: done lines come from many goroutines
+	say := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(out, format, args...)
+	}
+	var done func(int)
+	status := time.Second
+	if events {
+		done = func(id int) { say("done %d\n", id) }
+		status = 10 * time.Millisecond
+		if stdin != nil {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithCancel(ctx)
+			defer cancel()
+			go func() {
+				_, _ = io.Copy(io.Discard, stdin)
+				cancel()
+			}()
+		}
+	}
 	// The pipeline gets its own context: the signal asks for Stop, not for a
 	// cancel, so that the items in flight are finished and acked.
-	pp, err := startPipe(context.Background(), js, cons, newWorker(cfg), cfg)
+	pp, err := startPipe(context.Background(), js, cons, newWorker(cfg), cfg, done)
 	if err != nil {
 		return err
 	}
 	if cfg.Metrics != "" {
 		url, stop, err := metricsrv.Serve(cfg.Metrics, prom.NewCollector(pp.p, "jsworker"))
 		if err != nil {
-			_ = pp.stop()
+			pp.p.Stop()
+			<-pp.done
 			return err
 		}
 		defer stop()
-		fmt.Fprintf(out, "worker: metrics on %s\n", url)
+		say("worker: metrics on %s\n", url)
 	}
-	fmt.Fprintf(out, "worker: consuming %s as %q; Ctrl-C stops\n", jobsStream, durableName)
-	tick := time.NewTicker(time.Second)
+	say("worker: consuming %s as %q; Ctrl-C stops\n", jobsStream, durableName)
+	tick := time.NewTicker(status)
 	defer tick.Stop()
 	var last int64
 	for {
@@ -110,9 +155,14 @@ func runWorkerRole(ctx context.Context, url string, cfg Config, out io.Writer) e
 		case err := <-pp.done:
 			return err
 		case <-tick.C:
+			if events {
+				st := pp.c.Stats()
+				say("status processed=%d received=%d in_flight=%d\n", pp.processed.Load(), st.Received, st.InFlight)
+				continue
+			}
 			if n := pp.processed.Load(); n != last {
 				last = n
-				fmt.Fprintf(out, "worker: processed=%d %v\n", n, pp.c.Stats())
+				say("worker: processed=%d %v\n", n, pp.c.Stats())
 			}
 		case <-ctx.Done():
 			pp.p.Stop()
@@ -121,7 +171,7 @@ func runWorkerRole(ctx context.Context, url string, cfg Config, out io.Writer) e
 				return err
 			}
 			st := pp.c.Stats()
-			fmt.Fprintf(out, "worker: stopped processed=%d acked=%d redelivered=%d dead=%d released=%d in_flight=%d\n",
+			say("worker: stopped processed=%d acked=%d redelivered=%d dead=%d released=%d in_flight=%d\n",
 				pp.processed.Load(), st.Acked, st.Redelivered, st.Dead, st.Released, st.InFlight)
 			return err
 		}
