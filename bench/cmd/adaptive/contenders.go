@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/failsafe-go/failsafe-go/adaptivelimiter"
 
@@ -42,7 +43,7 @@ func contenders(cfg config) []contender {
 		}}
 	}
 	cs = append(cs,
-		ours("pipeline AIMD", pipeline.AIMD{Threshold: cfg.base * 3 / 2}),
+		ours("pipeline AIMD", pipeline.AIMD{Threshold: time.Duration(cfg.aimd * float64(cfg.base))}),
 		ours("pipeline Vegas", pipeline.Vegas{}),
 	)
 	failsafe := func(name string, b adaptivelimiter.Builder[any], dropErrors bool) contender {

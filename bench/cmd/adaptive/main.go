@@ -14,7 +14,7 @@
 //	go run ./bench/cmd/adaptive
 //
 // The contenders: a sweep of fixed limits (-fixed); the library's
-// NewAdaptiveLimiter(1, workers) with AIMD{Threshold: 1.5×base} and with
+// NewAdaptiveLimiter(1, workers) with AIMD{Threshold: -aimd × base} and with
 // Vegas{} (defaults); failsafe-go's adaptivelimiter with its defaults and
 // tuned (see contenders.go). Every adaptive one starts at -initial.
 //
@@ -46,6 +46,7 @@ type config struct {
 	fixed    []int
 	workers  int
 	initial  int
+	aimd     float64 // AIMD's Threshold, in base latencies
 	rounds   int
 	only     string
 	trace    bool
@@ -126,6 +127,7 @@ func parseFlags(args []string) (config, error) {
 	fixed := fs.String("fixed", "2,4,5,6,8,12,16,20,24,32,40,48,64", "fixed limits to sweep")
 	fs.IntVar(&cfg.workers, "workers", 64, "workers of the stage, and max of every adaptive limiter")
 	fs.IntVar(&cfg.initial, "initial", 8, "initial limit of every adaptive limiter")
+	fs.Float64Var(&cfg.aimd, "aimd", 1.25, "Threshold of the library's AIMD limiter, in base latencies")
 	fs.IntVar(&cfg.rounds, "rounds", 4, "rounds; each runs every contender once")
 	fs.StringVar(&cfg.only, "only", "", "run only the contenders whose name contains this")
 	fs.StringVar(&cfg.raw, "raw", "", "also write every round's figures to this file, as JSON")
@@ -141,8 +143,8 @@ func parseFlags(args []string) (config, error) {
 	if cfg.fixed, err = ints(*fixed); err != nil {
 		return cfg, err
 	}
-	if cfg.base <= 0 || cfg.phase <= 0 || cfg.workers < 1 || cfg.rounds < 1 || cfg.initial < 1 {
-		return cfg, fmt.Errorf("-base, -phase, -workers, -rounds and -initial must be positive")
+	if cfg.base <= 0 || cfg.phase <= 0 || cfg.workers < 1 || cfg.rounds < 1 || cfg.initial < 1 || cfg.aimd <= 0 {
+		return cfg, fmt.Errorf("-base, -phase, -workers, -rounds, -initial and -aimd must be positive")
 	}
 	return cfg, nil
 }

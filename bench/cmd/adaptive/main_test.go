@@ -110,6 +110,8 @@ func TestMedian_OfTwoNeversIsNever(t *testing.T) {
 	assert.Equal(t, never-1, median([]time.Duration{never, never}))
 	assert.Equal(t, 2*time.Second, median([]time.Duration{time.Second, 3 * time.Second}))
 	assert.Equal(t, "never", dur(median([]time.Duration{time.Second, never, never})))
+	assert.Equal(t, "never", dur(median([]time.Duration{time.Second, 2 * time.Second, never, never})))
+	assert.Equal(t, "1.50s", dur(median([]time.Duration{time.Second, 2 * time.Second})))
 }
 
 func TestSaveLoad_ReportsTheSameFigures(t *testing.T) {
