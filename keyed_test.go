@@ -296,8 +296,19 @@ func TestFanOutKeyed_MemoryDoesNotGrowWithTheNumberOfKeys(t *testing.T) {
 	})
 	out := pipeline.FanOutKeyed(p, src, 4, func(v int) int { return v },
 		func(_ context.Context, v int) (int, error) { return v, nil }, pipeline.Name("keyed"))
-	var early, late uint64
-	n, maxKeys := 0, 0
+	early, late, maxKeys := kdStreamKeys(t, p, out, keys, "keyed", 50_000)
+	t.Logf("live heap after %d keys: %d B, after %d keys: %d B", keys/10, early, keys-1000, late)
+	assert.Less(t, int64(late)-int64(early), int64(1<<20),
+		"%d more keys grew the live heap by %d B", keys-1000-keys/10, int64(late)-int64(early))
+	assert.LessOrEqual(t, maxKeys, 4, "at most one key per worker is held")
+}
+
+// kdStreamKeys reads the keys items of out (one per distinct key) and
+// returns the live heap after a tenth of them and near the end, and the most
+// keys stage held, sampled every every items.
+func kdStreamKeys(t *testing.T, p *pipeline.Pipeline, out <-chan int, keys int, stage string, every int) (early, late uint64, maxKeys int) {
+	t.Helper()
+	n := 0
 	for range pipeline.All(p, out) {
 		n++
 		switch n {
@@ -306,16 +317,13 @@ func TestFanOutKeyed_MemoryDoesNotGrowWithTheNumberOfKeys(t *testing.T) {
 		case keys - 1000:
 			late = kdHeap()
 		}
-		if n%50_000 == 0 {
-			maxKeys = max(maxKeys, stageStats(t, p, "keyed").Keys)
+		if n%every == 0 {
+			maxKeys = max(maxKeys, stageStats(t, p, stage).Keys)
 		}
 	}
 	require.NoError(t, p.Wait())
 	require.Equal(t, keys, n)
-	t.Logf("live heap after %d keys: %d B, after %d keys: %d B", keys/10, early, keys-1000, late)
-	assert.Less(t, int64(late)-int64(early), int64(1<<20),
-		"%d more keys grew the live heap by %d B", keys-1000-keys/10, int64(late)-int64(early))
-	assert.LessOrEqual(t, maxKeys, 4, "at most one key per worker is held")
+	return early, late, maxKeys
 }
 
 // kdHeap returns the live heap after a collection.
@@ -928,22 +936,7 @@ func TestThrottleKeyed_ForgetsIdleKeys(t *testing.T) {
 		}
 	})
 	out := pipeline.ThrottleKeyed(p, src, func(v int) int { return v }, 100*time.Microsecond, 1, pipeline.Name("th"))
-	var early, late uint64
-	n, maxKeys := 0, 0
-	for range pipeline.All(p, out) {
-		n++
-		switch n {
-		case keys / 10:
-			early = kdHeap()
-		case keys - 1000:
-			late = kdHeap()
-		}
-		if n%10_000 == 0 {
-			maxKeys = max(maxKeys, stageStats(t, p, "th").Keys)
-		}
-	}
-	require.NoError(t, p.Wait())
-	require.Equal(t, keys, n)
+	early, late, maxKeys := kdStreamKeys(t, p, out, keys, "th", 10_000)
 	t.Logf("live heap after %d keys: %d B, after %d keys: %d B; at most %d keys remembered", keys/10, early, keys-1000, late, maxKeys)
 	assert.Less(t, int64(late)-int64(early), int64(1<<20),
 		"%d more keys grew the live heap by %d B", keys-1000-keys/10, int64(late)-int64(early))
