@@ -18,9 +18,7 @@ import (
 // invalid argument. It accepts [Name], and [BufferSize] if it says n.
 func Buffer[T any](p *Pipeline, in <-chan T, n int, opts ...StageOption) <-chan T {
 	return build(p, queueSpec("buffer", n, opts), queueOpts(n, opts), func(nd *node[T, T]) {
-		nd.each(func(t *counters) func(T) bool {
-			return func(v T) bool { return sendCounted(p, t, nd.out, v) }
-		})
+		nd.each(func(t *counters, v T) bool { return sendCounted(p, t, nd.out, v) })
 	}, in).out
 }
 
@@ -34,19 +32,17 @@ func Buffer[T any](p *Pipeline, in <-chan T, n int, opts ...StageOption) <-chan 
 func DropOnFull[T any](p *Pipeline, in <-chan T, n int, opts ...StageOption) <-chan T {
 	return build(p, queueSpec("droponfull", n, opts), queueOpts(n, opts), func(nd *node[T, T]) {
 		tell := discarder[T]()
-		nd.each(func(t *counters) func(T) bool {
-			return func(v T) bool {
-				select {
-				case nd.out <- v:
-					t.out.Add(1)
-				default:
-					t.dropped.Add(1)
-					if tell {
-						discard(v, ErrDropped)
-					}
+		nd.each(func(t *counters, v T) bool {
+			select {
+			case nd.out <- v:
+				t.out.Add(1)
+			default:
+				t.dropped.Add(1)
+				if tell {
+					discard(v, ErrDropped)
 				}
-				return true
 			}
+			return true
 		})
 	}, in).out
 }
@@ -90,15 +86,13 @@ func Throttle[T any](p *Pipeline, in <-chan T, every time.Duration, burst int, o
 	sp := spec{kind: "throttle", workers: 1, outs: 1, allowed: optsBasic, bad: bad}
 	return build(p, sp, opts, func(n *node[T, T]) {
 		lim := rate.NewLimiter(rate.Every(every), burst)
-		n.each(func(t *counters) func(T) bool {
-			return func(v T) bool {
-				r := lim.Reserve() // never fails: burst >= 1 and one token per item
-				if d := r.Delay(); d > 0 && !p.sleep(d) {
-					r.Cancel()
-					return false
-				}
-				return sendCounted(p, t, n.out, v)
+		n.each(func(t *counters, v T) bool {
+			r := lim.Reserve() // never fails: burst >= 1 and one token per item
+			if d := r.Delay(); d > 0 && !p.sleep(d) {
+				r.Cancel()
+				return false
 			}
+			return sendCounted(p, t, n.out, v)
 		})
 	}, in).out
 }

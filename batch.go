@@ -154,18 +154,16 @@ func (b *batcher[T]) run(src inlet[T], maxWait time.Duration) {
 func Unbatch[T any](p *Pipeline, in <-chan []T, opts ...StageOption) <-chan T {
 	sp := spec{kind: "unbatch", workers: 1, outs: 1, allowed: optsBasic}
 	return build(p, sp, opts, func(n *node[[]T, T]) {
-		n.each(func(t *counters) func([]T) bool {
-			return func(b []T) bool {
-				// The receive loop counted the slice as one item in; it
-				// holds len(b) (an add of -1 when it is empty).
-				t.in.Add(uint64(len(b)) - 1)
-				for _, v := range b {
-					if (p.cancelled() && p.gaveUp()) || !sendCounted(p, t, n.out, v) {
-						return false
-					}
+		n.each(func(t *counters, b []T) bool {
+			// The receive loop counted the slice as one item in; it
+			// holds len(b) (an add of -1 when it is empty).
+			t.in.Add(uint64(len(b)) - 1)
+			for _, v := range b {
+				if (p.cancelled() && p.gaveUp()) || !sendCounted(p, t, n.out, v) {
+					return false
 				}
-				return true
 			}
+			return true
 		})
 	}, in).out
 }

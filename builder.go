@@ -9,7 +9,9 @@ package pipeline
 // The ways a started stage runs its goroutines are in workers.go.
 
 import (
+	"context"
 	"fmt"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -44,6 +46,10 @@ type node[T, R any] struct {
 	inRef  [1]*channelRef
 	upRef  [1]*stage
 	ref    channelRef // the record of a one-output stage's output
+
+	c       caller[T, R]  // the caller of the user function, for a stage that has one (see newCaller)
+	left    atomic.Int32  // goroutines of the stage still running: the last closes the outputs
+	oneEach [1]eachJob[T] // the job of a one-worker stage run by each
 }
 
 // outRefs returns k new records for the stage's outputs.
@@ -120,7 +126,7 @@ func build[T, R any](p *Pipeline, sp spec, opts []StageOption, start func(n *nod
 		s.ctr = make([]counters, workers)
 	}
 	if len(n.outs) > 0 {
-		s.queue = queueOf(n.outs)
+		s.queue = n
 	}
 	if len(ins) == 1 {
 		n.ins = n.oneIn[:]
@@ -156,12 +162,12 @@ func build[T, R any](p *Pipeline, sp spec, opts []StageOption, start func(n *nod
 	s.index = len(p.stages) + 1
 	s.name = n.cfg.name
 	if s.name == "" {
-		s.name = fmt.Sprintf("%s#%d", sp.kind, s.index)
+		s.name = defaultName(sp.kind, s.index)
 	}
 	s.outs = n.outRefs(len(n.outs))
 	for i, o := range n.outs {
 		s.outs[i].maker = s
-		p.chans[(<-chan R)(o)] = s.outs[i]
+		p.chans.put((<-chan R)(o), s.outs[i])
 	}
 	p.stages = append(p.stages, s)
 	p.mu.Unlock()
@@ -207,10 +213,10 @@ func build[T, R any](p *Pipeline, sp spec, opts []StageOption, start func(n *nod
 // read it: plainly if the pipeline made it, as FromChan would if not. p.mu
 // is held.
 func adopt[T any](p *Pipeline, in <-chan T) (inlet[T], *channelRef) {
-	ref := p.chans[in]
+	ref := p.chans.get(in)
 	if ref == nil {
 		ref = &channelRef{} // made outside the pipeline
-		p.chans[in] = ref
+		p.chans.put(in, ref)
 	}
 	ref.readers.Add(1)
 	return inlet[T]{ch: in, foreign: ref.maker == nil}, ref
@@ -254,4 +260,28 @@ func (n *node[T, R]) readOnly() []<-chan R {
 		r[i] = c
 	}
 	return r
+}
+
+// closeOne counts one of the stage's goroutines returned; the last closes
+// the outputs.
+func (n *node[T, R]) closeOne() {
+	if n.left.Add(-1) == 0 {
+		closeAll(n.outs)
+	}
+}
+
+// queue reports the summed length and capacity of the outputs.
+func (n *node[T, R]) queue() (l, c int) {
+	for _, o := range n.outs {
+		l += len(o)
+		c += cap(o)
+	}
+	return l, c
+}
+
+// newCaller returns the stage's caller of fn, with the stage's options
+// applied.
+func (n *node[T, R]) newCaller(fn func(context.Context, T) (R, error)) *caller[T, R] {
+	n.c = makeCaller(n.p, &n.s, &n.cfg, fn)
+	return &n.c
 }

@@ -43,7 +43,8 @@ func CSV(p *Pipeline, r io.Reader, maxLen int, setup func(*csv.Reader), opts ...
 	if bad == "" {
 		cs, bad = newCSVSource(Position{Line: 1}, maxLen, setup)
 	}
-	return source(p, "csv", opts, bad, nil, func(_ context.Context, _ inlet[Record], emit func(Record) error) error {
+	return source(p, "csv", opts, bad, nil, func(_ context.Context, _ inlet[Record], e *emitter[Record]) error {
+		emit := e.emit
 		return cs.run(r, "", emit)
 	})
 }
@@ -67,7 +68,8 @@ func FileCSV(p *Pipeline, path string, from Position, maxLen int, setup func(*cs
 	if bad == "" {
 		cs, bad = newCSVSource(from, maxLen, setup)
 	}
-	return source(p, "filecsv", opts, bad, nil, func(ctx context.Context, _ inlet[Record], emit func(Record) error) error {
+	return source(p, "filecsv", opts, bad, nil, func(ctx context.Context, _ inlet[Record], e *emitter[Record]) error {
+		emit := e.emit
 		return withFile(ctx, path, from, func(f io.Reader) error {
 			return cs.run(f, path, emit)
 		})

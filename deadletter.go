@@ -83,7 +83,7 @@ func NewDeadLetters[T any](p *Pipeline, buffer int) *DeadLetters[T] {
 	s := &d.s
 	s.kind, s.source = "deadletters", true
 	s.ctr = s.one[:]
-	s.queue = func() (int, int) { return len(d.ch), cap(d.ch) }
+	s.queue = d
 	d.ref.maker = s
 	s.outs = []*channelRef{&d.ref}
 	p.mu.Lock()
@@ -97,7 +97,7 @@ func NewDeadLetters[T any](p *Pipeline, buffer int) *DeadLetters[T] {
 	}
 	s.index = len(p.stages) + 1
 	s.name = fmt.Sprintf("deadletters#%d", s.index)
-	p.chans[(<-chan DeadLetter[T])(d.ch)] = &d.ref
+	p.chans.put((<-chan DeadLetter[T])(d.ch), &d.ref)
 	p.stages = append(p.stages, s)
 	p.mu.Unlock()
 	d.feeders = 1
@@ -163,3 +163,6 @@ func (d *DeadLetters[T]) put(item any, err error, stage string, attempts int) bo
 	d.s.ctr[0].out.Add(1)
 	return true
 }
+
+// queue reports the length and capacity of the dead letters' channel.
+func (d *DeadLetters[T]) queue() (int, int) { return len(d.ch), cap(d.ch) }

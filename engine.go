@@ -12,42 +12,80 @@ import (
 	"time"
 )
 
-// goWorker runs body on a goroutine counted by the pipeline. A panic in body
+// job is what one worker goroutine of a stage runs: run, then exit (clean
+// if run returned normally). item is the item a panic in run names (nil if
+// none). Each way of running a stage (workers.go) keeps its workers' jobs in
+// one allocation, so that a goroutine costs the go statement and nothing
+// else.
+type job interface {
+	run()
+	item() any
+	exit(clean bool)
+}
+
+// goWorker runs j on a goroutine counted by the pipeline. A panic in j.run
 // (that is, in a user function it calls) fails the pipeline with a
-// *StageError holding a *PanicError and the item returned by item (which may
-// be nil); so does a runtime.Goexit, with ErrGoexit. exit always runs last,
-// with clean = true if body returned normally.
-func goWorker(p *Pipeline, s *stage, item func() any, body func(), exit func(clean bool)) {
+// *StageError holding a *PanicError and the item j.item returns; so does a
+// runtime.Goexit, with ErrGoexit. j.exit always runs last, with clean =
+// true if run returned normally.
+func goWorker(p *Pipeline, s *stage, j job) {
 	s.live.Add(1)
 	s.begin(p)
-	started := p.spawn(func() {
-		defer s.end(p)
-		defer s.live.Add(-1)
-		clean := false
-		defer func() {
-			if x := recover(); x != nil || !clean {
-				var it any
-				if item != nil {
-					it = item()
-				}
-				var cause error = ErrGoexit // body neither returned nor panicked
-				if x != nil {
-					cause = panicError(x)
-				}
-				p.fail(&StageError{Stage: s.name, Item: it, Err: cause})
-			}
-			exit(clean)
-			s.workerEnded()
-		}()
-		body()
-		clean = true
-	})
-	if !started {
+	if !p.spawn() {
 		s.live.Add(-1)
 		s.end(p)
-		exit(false)
+		j.exit(false)
 		s.workerEnded()
+		return
 	}
+	go work(p, s, j)
+}
+
+// eachJob is a worker that hands each item of in to handle (see eachItem);
+// owner closes the stage's outputs once its last worker is gone.
+type eachJob[T any] struct {
+	p      *Pipeline
+	s      *stage
+	owner  interface{ closeOne() }
+	t      *counters
+	in     inlet[T]
+	handle func(t *counters, v T) bool
+	cur    T
+	plain  bool // not calls of a user function, and a panic names no item
+}
+
+func (j *eachJob[T]) run() {
+	eachItem(j.p, j.t, j.in, j.s.calls && !j.plain, &j.cur, j.handle)
+}
+
+func (j *eachJob[T]) item() any {
+	if j.plain {
+		return nil
+	}
+	return j.cur
+}
+
+func (j *eachJob[T]) exit(bool) { j.owner.closeOne() }
+
+// work is the body of a goroutine goWorker started.
+func work(p *Pipeline, s *stage, j job) {
+	defer p.exited()
+	defer s.end(p)
+	defer s.live.Add(-1)
+	clean := false
+	defer func() {
+		if x := recover(); x != nil || !clean {
+			var cause error = ErrGoexit // run neither returned nor panicked
+			if x != nil {
+				cause = panicError(x)
+			}
+			p.fail(&StageError{Stage: s.name, Item: j.item(), Err: cause})
+		}
+		j.exit(clean)
+		s.workerEnded()
+	}()
+	j.run()
+	clean = true
 }
 
 // eachItem is the receive loop of every stage that handles its items one at
@@ -55,7 +93,7 @@ func goWorker(p *Pipeline, s *stage, item func() any, body func(), exit func(cle
 // the start of a call of the user's function, if calls), records it in cur
 // (the item a panic names) and hands it to handle, which returns false to
 // stop.
-func eachItem[T any](p *Pipeline, t *counters, in inlet[T], calls bool, cur *T, handle func(v T) bool) {
+func eachItem[T any](p *Pipeline, t *counters, in inlet[T], calls bool, cur *T, handle func(t *counters, v T) bool) {
 	for {
 		v, ok := in.nextTimed(p, t)
 		if !ok {
@@ -63,7 +101,7 @@ func eachItem[T any](p *Pipeline, t *counters, in inlet[T], calls bool, cur *T, 
 		}
 		t.in.Add(1)
 		*cur = v
-		goOn := handle(v)
+		goOn := handle(t, v)
 		if calls {
 			t.called.Add(1)
 		}
@@ -83,8 +121,8 @@ type caller[T, R any] struct {
 	tell bool // T is a Discarder
 }
 
-func newCaller[T, R any](p *Pipeline, s *stage, cfg *stageConfig, fn func(context.Context, T) (R, error)) *caller[T, R] {
-	return &caller[T, R]{p: p, s: s, cfg: cfg, fn: fn,
+func makeCaller[T, R any](p *Pipeline, s *stage, cfg *stageConfig, fn func(context.Context, T) (R, error)) caller[T, R] {
+	return caller[T, R]{p: p, s: s, cfg: cfg, fn: fn,
 		slow: cfg.timeout > 0 || cfg.attempts > 1 || cfg.limiter != nil || cfg.breaker != nil,
 		tell: discarder[T]()}
 }

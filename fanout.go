@@ -17,10 +17,8 @@ import "context"
 // workers < 1, a nil fn or a nil in is an invalid argument.
 func FanOut[T, R any](p *Pipeline, in <-chan T, workers int, fn func(context.Context, T) (R, error), opts ...StageOption) <-chan R {
 	return build(p, callSpec("fanout", workers, fn == nil), opts, func(n *node[T, R]) {
-		c := newCaller(p, &n.s, &n.cfg, fn)
-		n.each(func(t *counters) func(T) bool {
-			return func(v T) bool { return callAndSend(c, t, n.out, v) }
-		})
+		c := n.newCaller(fn)
+		n.each(func(t *counters, v T) bool { return callAndSend(c, t, n.out, v) })
 	}, in).out
 }
 
@@ -44,7 +42,7 @@ func FlatMap[T, R any](p *Pipeline, in <-chan T, workers int, fn func(ctx contex
 		// Each worker has its own emit, bound to its own counters. While a
 		// call's emit waits for room downstream, the call gives back its Limit
 		// slot (if any): a downstream stage sharing the limiter may need it.
-		n.each(func(t *counters) func(T) bool {
+		n.eachWith(func(t *counters) func(T) bool {
 			var slot *heldSlot // the current call's Limit slot
 			emit := func(r R) error {
 				if p.cancelled() && p.gaveUp() {
@@ -61,7 +59,8 @@ func FlatMap[T, R any](p *Pipeline, in <-chan T, workers int, fn func(ctx contex
 				t.out.Add(1)
 				return nil
 			}
-			c := newCaller(p, &n.s, &n.cfg, func(ctx context.Context, v T) (struct{}, error) {
+			c := new(caller[T, struct{}])
+			*c = makeCaller(p, &n.s, &n.cfg, func(ctx context.Context, v T) (struct{}, error) {
 				slot, _ = ctx.Value(heldKey{}).(*heldSlot)
 				return struct{}{}, fn(ctx, v, emit)
 			})

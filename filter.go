@@ -13,17 +13,15 @@ func Filter[T any](p *Pipeline, in <-chan T, keep func(T) bool, opts ...StageOpt
 	sp := spec{kind: "filter", workers: 1, outs: 1, allowed: optsBasic, bad: mustNotBeNil(keep == nil, "keep")}
 	return build(p, sp, opts, func(n *node[T, T]) {
 		tell := discarder[T]()
-		n.each(func(t *counters) func(T) bool {
-			return func(v T) bool {
-				if keep(v) {
-					return sendCounted(p, t, n.out, v)
-				}
-				t.dropped.Add(1)
-				if tell {
-					discard(v, ErrFiltered)
-				}
-				return true
+		n.each(func(t *counters, v T) bool {
+			if keep(v) {
+				return sendCounted(p, t, n.out, v)
 			}
+			t.dropped.Add(1)
+			if tell {
+				discard(v, ErrFiltered)
+			}
+			return true
 		})
 	}, in).out
 }

@@ -141,6 +141,13 @@ type liveHist struct {
 	sum    atomic.Int64
 }
 
+// add adds one duration d.
+func (h *Histogram) add(d time.Duration) {
+	h.counts[histIndex(d)]++
+	h.n++
+	h.sum += d
+}
+
 // record adds d.
 func (l *liveHist) record(d time.Duration) {
 	l.counts[histIndex(d)].Add(1)

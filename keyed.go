@@ -44,7 +44,7 @@ func FanOutKeyed[T, R any, K comparable](p *Pipeline, in <-chan T, workers int, 
 	sp.held = q.held
 	return build(p, sp, opts, func(n *node[T, R]) {
 		q.max = n.cfg.maxPending()
-		runKeyed(n, q, key, newCaller(p, &n.s, &n.cfg, fn))
+		runKeyed(n, q, key, n.newCaller(fn))
 	}, in).out
 }
 

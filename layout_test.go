@@ -30,7 +30,7 @@ var layers = [][]string{
 	{"histogram.go"},
 	{"failopts.go"},
 	{"stats.go"},
-	{"observer.go"},
+	{"observer.go", "registry.go"},
 	{"pipeline.go"},
 	{"attach.go"},
 	{"collect.go"},

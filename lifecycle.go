@@ -212,7 +212,7 @@ func onStageGoroutine() bool {
 	for {
 		n := runtime.Stack(buf, false)
 		if n < len(buf) {
-			return bytes.Contains(buf[:n], []byte("\ncreated by github.com/ec0f1147/pipeline.(*Pipeline).spawn "))
+			return bytes.Contains(buf[:n], []byte("\ncreated by github.com/ec0f1147/pipeline.goWorker "))
 		}
 		buf = make([]byte, 2*len(buf))
 	}

@@ -31,7 +31,8 @@ import (
 // Options are those of [Produce]; the default name is "lines#N". A nil r or
 // maxLen < 1 is an invalid argument.
 func Lines(p *Pipeline, r io.Reader, maxLen int, opts ...StageOption) <-chan Line {
-	return source(p, "lines", opts, badReader(r == nil, maxLen), nil, func(_ context.Context, _ inlet[Line], emit func(Line) error) error {
+	return source(p, "lines", opts, badReader(r == nil, maxLen), nil, func(_ context.Context, _ inlet[Line], e *emitter[Line]) error {
+		emit := e.emit
 		return readLines(r, "", Position{Line: 1}, maxLen, emit)
 	})
 }
@@ -52,7 +53,8 @@ func Lines(p *Pipeline, r io.Reader, maxLen int, opts ...StageOption) <-chan Lin
 func FileLines(p *Pipeline, path string, from Position, maxLen int, opts ...StageOption) <-chan Line {
 	bad := badFile(path, from, maxLen)
 	from = startAt(from)
-	return source(p, "filelines", opts, bad, nil, func(ctx context.Context, _ inlet[Line], emit func(Line) error) error {
+	return source(p, "filelines", opts, bad, nil, func(ctx context.Context, _ inlet[Line], e *emitter[Line]) error {
+		emit := e.emit
 		return withFile(ctx, path, from, func(f io.Reader) error {
 			return readLines(f, path, from, maxLen, emit)
 		})

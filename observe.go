@@ -100,12 +100,18 @@ func callEnd[T any](p *Pipeline, s *stage, t *counters, start time.Time, v T, er
 
 func callEnded[T any](p *Pipeline, s *stage, t *counters, start time.Time, v T, err error) {
 	d := time.Since(start)
-	l := t.lat.Load()
-	if l == nil {
-		l = new(liveHist)
-		t.lat.Store(l) // only this worker writes it
+	// The first duration is kept in t: a short-lived stage (a small
+	// pipeline per request) makes no histogram.
+	if t.first.Load() == 0 {
+		t.first.Store(int64(d) + 1) // only this worker writes it
+	} else {
+		l := t.lat.Load()
+		if l == nil {
+			l = new(liveHist)
+			t.lat.Store(l)
+		}
+		l.record(d)
 	}
-	l.record(d)
 	if p.obs == nil || len(p.obs.calls) == 0 {
 		return
 	}

@@ -85,6 +85,9 @@ type deadLetterOut interface {
 
 // configure applies opts to a new config.
 func configure(opts []StageOption) stageConfig {
+	if len(opts) == 0 {
+		return stageConfig{buf: -1} // cfg need not escape
+	}
 	cfg := stageConfig{buf: -1}
 	for _, o := range opts {
 		if o != nil {

@@ -16,7 +16,7 @@ import (
 // cancel and Stop behave as in FanOut.
 func FanOutOrdered[T, R any](p *Pipeline, in <-chan T, workers int, fn func(context.Context, T) (R, error), opts ...StageOption) <-chan R {
 	return build(p, callSpec("fanoutordered", workers, fn == nil), opts, func(n *node[T, R]) {
-		runOrdered(n, max(4*workers, 16), newCaller(p, &n.s, &n.cfg, fn))
+		runOrdered(n, max(4*workers, 16), n.newCaller(fn))
 	}, in).out
 }
 

@@ -80,7 +80,8 @@ type Pipeline struct {
 	finally []func(error) error  // hooks run at the end
 	values  map[any]any          // see Attach
 	stages  []*stage             // creation order
-	chans   map[any]*channelRef  // channel → its maker and readers, for every channel a stage made or reads
+	first   [8]*stage            // stages' storage for a small pipeline
+	chans   chanIndex            // channel → its maker and readers, for every channel a stage made or reads
 	onStop  []context.CancelFunc // source contexts to cancel on Stop
 	buf     int
 	obs     *observers // see WithObserver; nil: none
@@ -100,9 +101,9 @@ type Pipeline struct {
 func New(ctx context.Context, opts ...Option) *Pipeline {
 	p := &Pipeline{
 		stopCh: make(chan struct{}),
-		chans:  make(map[any]*channelRef),
 		buf:    DefaultBufferSize,
 	}
+	p.stages = p.first[:0]
 	parent := ctx
 	if parent == nil {
 		parent = context.Background()
@@ -232,20 +233,16 @@ func (p *Pipeline) recordInterrupt() {
 	p.mu.Unlock()
 }
 
-// spawn starts fn on a new goroutine counted by Wait. It returns false, and
-// starts nothing, once the pipeline is ending.
-func (p *Pipeline) spawn(fn func()) bool {
+// spawn counts a goroutine about to start, for Wait; exited counts it
+// gone. spawn returns false, and counts nothing, once the pipeline is
+// ending: no goroutine may start then.
+func (p *Pipeline) spawn() bool {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.ending {
-		p.mu.Unlock()
 		return false
 	}
 	p.running++
-	p.mu.Unlock()
-	go func() {
-		defer p.exited()
-		fn()
-	}()
 	return true
 }
 
@@ -292,18 +289,27 @@ func (p *Pipeline) release() {
 }
 
 // enterSink counts a sink running on its caller's goroutine, so that Wait and
-// Shutdown elsewhere wait for it; leave (the function returned) ends it.
-func (p *Pipeline) enterSink() (leave func()) {
+// Shutdown elsewhere wait for it; the leave method of what it returns ends
+// it.
+func (p *Pipeline) enterSink() sinkLeave {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.ending {
-		return func() {}
+		return sinkLeave{}
 	}
 	p.sinks++
-	return func() {
-		p.mu.Lock()
-		p.sinks--
-		p.wakeWaiters()
-		p.mu.Unlock()
+	return sinkLeave{p}
+}
+
+// sinkLeave ends what enterSink began; its zero value does nothing.
+type sinkLeave struct{ p *Pipeline }
+
+func (l sinkLeave) leave() {
+	if l.p == nil {
+		return
 	}
+	l.p.mu.Lock()
+	l.p.sinks--
+	l.p.wakeWaiters()
+	l.p.mu.Unlock()
 }

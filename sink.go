@@ -24,9 +24,8 @@ import (
 // A sink that runs at once (all but All, whose loop may start later or never)
 // asks to enter: it counts as part of the pipeline from before it adopts its
 // input, so that a Wait or Shutdown elsewhere cannot end the pipeline in
-// between and miss a failure of the sink. leave ends that; it is never nil.
-func inlineSink[T any](p *Pipeline, kind string, in <-chan T, bad string, enter bool) (src inlet[T], leave func(), err error) {
-	leave = func() {}
+// between and miss a failure of the sink. leave.leave ends that.
+func inlineSink[T any](p *Pipeline, kind string, in <-chan T, bad string, enter bool) (src inlet[T], leave sinkLeave, err error) {
 	if p == nil {
 		return inlet[T]{}, leave, errNilPipeline()
 	}
@@ -54,7 +53,7 @@ func inlineSink[T any](p *Pipeline, kind string, in <-chan T, bad string, enter 
 func Collect[T any](p *Pipeline, in <-chan T) ([]T, error) {
 	src, leave, err := inlineSink(p, "collect", in, "", true)
 	if err != nil {
-		leave()
+		leave.leave()
 		return nil, p.Wait()
 	}
 	var out []T
@@ -65,7 +64,7 @@ func Collect[T any](p *Pipeline, in <-chan T) ([]T, error) {
 		}
 		out = append(out, v)
 	}
-	leave()
+	leave.leave()
 	return out, p.Wait()
 }
 
@@ -78,20 +77,18 @@ func ForEach[T any](p *Pipeline, in <-chan T, workers int, fn func(context.Conte
 	sp := callSpec("foreach", workers, fn == nil)
 	sp.outs, sp.allowed = 0, optsSink
 	build(p, sp, opts, func(n *node[T, struct{}]) {
-		c := newCaller(p, &n.s, &n.cfg, func(ctx context.Context, v T) (struct{}, error) {
+		c := n.newCaller(func(ctx context.Context, v T) (struct{}, error) {
 			return struct{}{}, fn(ctx, v)
 		})
-		n.each(func(t *counters) func(T) bool {
-			return func(v T) bool {
-				start := t.callStart(p)
-				_, err := c.call(t, v)
-				callEnd(p, &n.s, t, start, v, err)
-				if err != nil {
-					return c.settle(t, v, err)
-				}
-				t.out.Add(1) // handled: counted as out
-				return true
+		n.each(func(t *counters, v T) bool {
+			start := t.callStart(p)
+			_, err := c.call(t, v)
+			callEnd(p, &n.s, t, start, v, err)
+			if err != nil {
+				return c.settle(t, v, err)
 			}
+			t.out.Add(1) // handled: counted as out
+			return true
 		})
 	}, in)
 	return p.Wait()
@@ -105,12 +102,12 @@ func ForEach[T any](p *Pipeline, in <-chan T, workers int, fn func(context.Conte
 func Reduce[T, A any](p *Pipeline, in <-chan T, init A, fn func(A, T) A) (A, error) {
 	src, leave, err := inlineSink(p, "reduce", in, mustNotBeNil(fn == nil, "fn"), true)
 	if err != nil {
-		leave()
+		leave.leave()
 		return init, p.Wait()
 	}
 	acc := init
 	func() {
-		defer leave()
+		defer leave.leave()
 		var cur T
 		defer func() {
 			if x := recover(); x != nil {
@@ -138,14 +135,14 @@ func First[T any](p *Pipeline, in <-chan T) (T, bool, error) {
 	var zero T
 	src, leave, err := inlineSink(p, "first", in, "", true)
 	if err != nil {
-		leave()
+		leave.leave()
 		return zero, false, p.Wait()
 	}
 	v, ok := src.receive(p)
 	if ok {
 		p.endEarly()
 	}
-	leave()
+	leave.leave()
 	return v, ok, p.Wait()
 }
 
@@ -157,7 +154,7 @@ func Drain[T any](p *Pipeline, in <-chan T) error {
 	for ok := err == nil; ok; {
 		_, ok = src.receive(p)
 	}
-	leave()
+	leave.leave()
 	return p.Wait()
 }
 
@@ -179,7 +176,7 @@ func All[T any](p *Pipeline, in <-chan T) iter.Seq[T] {
 			if !ended {
 				p.endEarly()
 			}
-			leave()
+			leave.leave()
 			_ = p.Wait()
 		}()
 		for {
@@ -217,7 +214,7 @@ func AllErr[T any](p *Pipeline, in <-chan T) iter.Seq2[T, error] {
 				p.endEarly()
 			}
 			if !left {
-				leave()
+				leave.leave()
 			}
 			_ = p.Wait()
 		}()
@@ -232,7 +229,7 @@ func AllErr[T any](p *Pipeline, in <-chan T) iter.Seq2[T, error] {
 		}
 		ended = true
 		left = true
-		leave()
+		leave.leave()
 		if err := p.Wait(); err != nil {
 			yield(zero, err)
 		}

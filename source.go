@@ -17,12 +17,12 @@ import (
 // takes no options: to name it or size its output, use [FromSeq] with
 // slices.Values(items) and [Name] or [BufferSize].
 func Generate[T any](p *Pipeline, items ...T) <-chan T {
-	return source(p, "generate", nil, "", nil, func(_ context.Context, _ inlet[T], emit func(T) error) error {
+	return source(p, "generate", nil, "", nil, func(_ context.Context, _ inlet[T], e *emitter[T]) error {
 		for _, v := range items {
 			if p.stopped.Load() {
 				return ErrStopped
 			}
-			if err := emit(v); err != nil {
+			if err := e.emit(v); err != nil {
 				return err
 			}
 		}
@@ -35,13 +35,13 @@ func Generate[T any](p *Pipeline, items ...T) <-chan T {
 // stopped. A panic in seq fails the pipeline with a [*PanicError]. A nil seq
 // is an invalid argument.
 func FromSeq[T any](p *Pipeline, seq iter.Seq[T], opts ...StageOption) <-chan T {
-	return source(p, "fromseq", opts, mustNotBeNil(seq == nil, "seq"), nil, func(_ context.Context, _ inlet[T], emit func(T) error) error {
+	return source(p, "fromseq", opts, mustNotBeNil(seq == nil, "seq"), nil, func(_ context.Context, _ inlet[T], e *emitter[T]) error {
 		if p.stopped.Load() {
 			return ErrStopped
 		}
 		var err error
 		seq(func(v T) bool {
-			if err = emit(v); err == nil && p.stopped.Load() {
+			if err = e.emit(v); err == nil && p.stopped.Load() {
 				err = ErrStopped
 			}
 			return err == nil
@@ -63,13 +63,13 @@ func FromChan[T any](p *Pipeline, ch <-chan T, opts ...StageOption) <-chan T {
 	if ch == nil {
 		return source[T](p, "fromchan", opts, mustNotBeNil(true, "channel"), nil, nil)
 	}
-	return source(p, "fromchan", opts, "", ch, func(_ context.Context, in inlet[T], emit func(T) error) error {
+	return source(p, "fromchan", opts, "", ch, func(_ context.Context, in inlet[T], e *emitter[T]) error {
 		for {
 			v, ok := in.next(p)
 			if !ok {
 				return nil // closed, stopped, or cancelled (recorded by next)
 			}
-			if err := emit(v); err != nil {
+			if err := e.emit(v); err != nil {
 				return err
 			}
 		}
@@ -87,8 +87,8 @@ func FromChan[T any](p *Pipeline, ch <-chan T, opts ...StageOption) <-chan T {
 // end. Any other error fails the pipeline as a [*StageError]; a panic in fn
 // fails it with a [*PanicError]. A nil fn is an invalid argument.
 func Produce[T any](p *Pipeline, fn func(ctx context.Context, emit func(T) error) error, opts ...StageOption) <-chan T {
-	return source(p, "produce", opts, mustNotBeNil(fn == nil, "fn"), nil, func(ctx context.Context, _ inlet[T], emit func(T) error) error {
-		return fn(ctx, emit)
+	return source(p, "produce", opts, mustNotBeNil(fn == nil, "fn"), nil, func(ctx context.Context, _ inlet[T], e *emitter[T]) error {
+		return fn(ctx, e.emit)
 	})
 }
 
@@ -106,61 +106,19 @@ func Produce[T any](p *Pipeline, fn func(ctx context.Context, emit func(T) error
 // the pipeline's own channels is read to its end (it closes on Stop and
 // cancel like every output of the pipeline) and an outside one as FromChan
 // promises.
-func source[T any](p *Pipeline, kind string, opts []StageOption, bad string, from <-chan T, fn func(context.Context, inlet[T], func(T) error) error) <-chan T {
+func source[T any](p *Pipeline, kind string, opts []StageOption, bad string, from <-chan T, fn func(context.Context, inlet[T], *emitter[T]) error) <-chan T {
 	// A source whose fn is not one of the built-in loops (Produce, the
 	// reader sources) has Produce's emit and context.
 	produce := kind != "generate" && kind != "fromseq" && kind != "fromchan"
 	sp := spec{kind: kind, workers: 1, outs: 1, allowed: optsBasic, source: true, bad: bad}
 	start := func(n *node[T, T]) {
-		ctr, out := &n.s.ctr[0], n.out
-		var stop <-chan struct{} // nil: a taken item is delivered despite Stop
-		ctx, cancel := p.ctx, context.CancelFunc(nil)
-		// Produce's fn may hand emit to goroutines of its own: an emit after
-		// fn has returned is refused (guard), never a send on a closed channel.
-		var guard sync.RWMutex
-		returned := false
+		e := &emitter[T]{n: n, ctr: &n.s.ctr[0], ctx: p.ctx, produce: produce, fn: fn}
 		if produce {
-			stop = p.stopCh
-			ctx, cancel = p.stopContext()
+			e.stop = p.stopCh
+			e.ctx, e.cancel = p.stopContext()
 		}
-		emit := func(v T) error {
-			if produce {
-				guard.RLock()
-				defer guard.RUnlock()
-				if returned {
-					return emitAfterReturn(p, n.s.name)
-				}
-				if p.stopped.Load() {
-					return ErrStopped
-				}
-			}
-			if p.cancelled() {
-				p.recordInterrupt()
-				return context.Cause(p.ctx)
-			}
-			if err := deliverTimed(p, ctr, out, v, stop); err != nil {
-				return err
-			}
-			ctr.out.Add(1)
-			return nil
-		}
-		n.goOne(func(*counters) {
-			err := fn(ctx, n.in, emit)
-			switch {
-			case err == nil, errors.Is(err, ErrStopped):
-			case p.interrupted():
-			case p.stopped.Load() && errors.Is(err, context.Canceled) && ctx.Err() != nil:
-			default:
-				p.failItem(n.s.index, &StageError{Stage: n.s.name, Err: err})
-			}
-		}, func() {
-			if produce {
-				guard.Lock()
-				returned = true
-				guard.Unlock()
-				cancel()
-			}
-		})
+		n.left.Store(1)
+		goWorker(p, &n.s, e)
 	}
 	if from != nil {
 		return build(p, sp, opts, start, from).out
@@ -189,4 +147,66 @@ func (p *Pipeline) stopContext() (context.Context, context.CancelFunc) {
 		p.onStop = append(p.onStop, cancel)
 	}
 	return ctx, cancel
+}
+
+// emitter is the goroutine of a source stage and the emit it hands fn.
+type emitter[T any] struct {
+	n       *node[T, T]
+	ctr     *counters
+	stop    <-chan struct{} // nil: a taken item is delivered despite Stop
+	ctx     context.Context
+	cancel  context.CancelFunc
+	produce bool // fn is not a built-in loop: it has Produce's emit and context
+	fn      func(context.Context, inlet[T], *emitter[T]) error
+	// Produce's fn may hand emit to goroutines of its own: an emit after
+	// fn has returned is refused (guard), never a send on a closed channel.
+	guard    sync.RWMutex
+	returned bool
+}
+
+func (e *emitter[T]) emit(v T) error {
+	p := e.n.p
+	if e.produce {
+		e.guard.RLock()
+		defer e.guard.RUnlock()
+		if e.returned {
+			return emitAfterReturn(p, e.n.s.name)
+		}
+		if p.stopped.Load() {
+			return ErrStopped
+		}
+	}
+	if p.cancelled() {
+		p.recordInterrupt()
+		return context.Cause(p.ctx)
+	}
+	if err := deliverTimed(p, e.ctr, e.n.out, v, e.stop); err != nil {
+		return err
+	}
+	e.ctr.out.Add(1)
+	return nil
+}
+
+func (e *emitter[T]) run() {
+	p := e.n.p
+	err := e.fn(e.ctx, e.n.in, e)
+	switch {
+	case err == nil, errors.Is(err, ErrStopped):
+	case p.interrupted():
+	case p.stopped.Load() && errors.Is(err, context.Canceled) && e.ctx.Err() != nil:
+	default:
+		p.failItem(e.n.s.index, &StageError{Stage: e.n.s.name, Err: err})
+	}
+}
+
+func (e *emitter[T]) item() any { return nil }
+
+func (e *emitter[T]) exit(bool) {
+	if e.produce {
+		e.guard.Lock()
+		e.returned = true
+		e.guard.Unlock()
+		e.cancel()
+	}
+	e.n.closeOne()
 }

@@ -11,16 +11,14 @@ package pipeline
 // closed outputs are returned (none if n is out of range).
 func Tee[T any](p *Pipeline, in <-chan T, n int, opts ...StageOption) []<-chan T {
 	return build(p, splitSpec("tee", n, ""), opts, func(nd *node[T, T]) {
-		nd.each(func(t *counters) func(T) bool {
-			return func(v T) bool {
-				for _, o := range nd.outs {
-					if !send(p, o, v) {
-						return false
-					}
+		nd.each(func(t *counters, v T) bool {
+			for _, o := range nd.outs {
+				if !send(p, o, v) {
+					return false
 				}
-				t.out.Add(1)
-				return true
 			}
+			t.out.Add(1)
+			return true
 		})
 	}, in).readOnly()
 }
@@ -33,14 +31,12 @@ func Tee[T any](p *Pipeline, in <-chan T, n int, opts ...StageOption) []<-chan T
 // nil route or a nil in is an invalid argument.
 func Partition[T any](p *Pipeline, in <-chan T, n int, route func(T) int, opts ...StageOption) []<-chan T {
 	return build(p, splitSpec("partition", n, mustNotBeNil(route == nil, "route")), opts, func(nd *node[T, T]) {
-		nd.each(func(t *counters) func(T) bool {
-			return func(v T) bool {
-				i := route(v) % n
-				if i < 0 {
-					i += n
-				}
-				return sendCounted(p, t, nd.outs[i], v)
+		nd.each(func(t *counters, v T) bool {
+			i := route(v) % n
+			if i < 0 {
+				i += n
 			}
+			return sendCounted(p, t, nd.outs[i], v)
 		})
 	}, in).readOnly()
 }

@@ -95,7 +95,7 @@ type counters struct {
 	in, out, dropped, errors, retries, called atomic.Uint64
 	deadLetters, rejected                     atomic.Uint64 // failure handling
 	timing
-	_ [32]byte // to 128 bytes: two cache lines
+	_ [24]byte // to 128 bytes: two cache lines
 }
 
 // timing is a worker's share of what the stage's durations sum: blocked
@@ -103,7 +103,8 @@ type counters struct {
 // counts calls and is touched by the worker's goroutine only.
 type timing struct {
 	recvWait, sendWait atomic.Int64
-	lat                atomic.Pointer[liveHist] // made at the first sampled call
+	first              atomic.Int64             // the first sampled call's duration + 1; 0: none yet
+	lat                atomic.Pointer[liveHist] // the later sampled calls': made at the second
 	tick               uint32
 }
 
@@ -126,7 +127,7 @@ type stage struct {
 	calls      bool                             // its items are calls of a user function: Busy counts them
 	inputs     []*stage                         // upstream stages, for Diagram
 	held       func() (busy, pending, keys int) // a keyed stage's calls and what it holds; nil for others
-	queue      func() (n, c int)                // its outputs' summed length and capacity; nil: no output
+	queue      queuer                           // its outputs' summed length and capacity; nil: no output
 	outs, ins  []*channelRef                    // the channels it makes and reads, for Unread and Shared
 	limiter    *Limiter                         // its Limit option's, if any
 	breaker    *CircuitBreaker                  // its Breaker option's, if any
@@ -182,7 +183,7 @@ func (s *stage) snapshot() StageStats {
 		st.Breaker, st.BreakerOpened = b.State(), b.Counts().Opened
 	}
 	if s.queue != nil {
-		st.QueueLen, st.QueueCap = s.queue()
+		st.QueueLen, st.QueueCap = s.queue.queue()
 	}
 	st.Limit = s.limiter.Limit()
 	// A call cut short by a panic is never counted as returned; with no
@@ -224,8 +225,13 @@ func (s *stage) timings(st *StageStats) {
 		c := &s.ctr[j]
 		st.RecvWait += time.Duration(c.recvWait.Load())
 		st.SendWait += time.Duration(c.sendWait.Load())
-		if l := c.lat.Load(); l != nil && st.Latency != nil {
-			l.addTo(st.Latency)
+		if st.Latency != nil {
+			if f := c.first.Load(); f != 0 {
+				st.Latency.add(time.Duration(f - 1))
+			}
+			if l := c.lat.Load(); l != nil {
+				l.addTo(st.Latency)
+			}
 		}
 	}
 	t0 := s.t0.Load()
@@ -265,17 +271,5 @@ func (s *stage) workerEnded() {
 	}
 }
 
-// queueOf reports the summed length and capacity of outs.
-func queueOf[T any](outs []chan T) func() (int, int) {
-	if len(outs) == 1 {
-		o := outs[0]
-		return func() (int, int) { return len(o), cap(o) }
-	}
-	return func() (l, c int) {
-		for _, o := range outs {
-			l += len(o)
-			c += cap(o)
-		}
-		return l, c
-	}
-}
+// queuer reports the summed length and capacity of a stage's outputs.
+type queuer interface{ queue() (n, c int) }

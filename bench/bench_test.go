@@ -87,14 +87,28 @@ func BenchmarkW2(b *testing.B) {
 // job, for every contender and for the floor (goroutines sleeping in a loop,
 // no distribution at all).
 func BenchmarkW3(b *testing.B) {
-	in := ints(w3Items)
+	benchSleepy(b, w3Items, w3Workers)
+}
+
+// BenchmarkWide is W3 twenty times wider: 20,000 items that each sleep 1 ms
+// on 1,000 workers (20 ms if nothing else cost anything), as an I/O-bound
+// job on many connections is. Efficiency as in W3.
+func BenchmarkWide(b *testing.B) {
+	benchSleepy(b, wideItems, wideWorkers)
+}
+
+// benchSleepy runs every contender and the floor on items that each sleep
+// w3Sleep on workers workers, and reports their efficiency.
+func benchSleepy(b *testing.B, items, workers int) {
+	in := ints(items)
+	ideal := time.Duration(items/workers) * w3Sleep
 	for _, c := range append(unordered[:len(unordered):len(unordered)], floor) {
 		b.Run("impl="+c.impl, func(b *testing.B) {
-			measure(b, w3Items, w3Items, func() (int, error) {
-				out, err := c.run(context.Background(), in, w3Workers, sleepy)
+			measure(b, items, items, func() (int, error) {
+				out, err := c.run(context.Background(), in, workers, sleepy)
 				return len(out), err
 			})
-			b.ReportMetric(float64(w3Ideal.Nanoseconds())*float64(b.N)/float64(b.Elapsed().Nanoseconds()), "efficiency")
+			b.ReportMetric(float64(ideal.Nanoseconds())*float64(b.N)/float64(b.Elapsed().Nanoseconds()), "efficiency")
 		})
 	}
 }

@@ -12,10 +12,11 @@ const (
 	w1Items = 1_000_000 // W1, W2: generate → map(x*3) → filter(even) → collect
 	w2Work  = 4         // W2 workers
 
-	w3Items   = 2_000 // W3: items that each sleep w3Sleep, on w3Workers workers
-	w3Workers = 100
-	w3Sleep   = time.Millisecond
-	w3Ideal   = w3Items / w3Workers * w3Sleep // 20 ms: no overhead at all
+	w3Items     = 2_000 // W3: items that each sleep w3Sleep, on w3Workers workers
+	w3Workers   = 100
+	w3Sleep     = time.Millisecond
+	wideItems   = 20_000 // Wide: W3 on twenty times the items and ten times the workers
+	wideWorkers = 1_000
 
 	w4Items  = 20_000 // W4: items of ~50 µs of hashing, on 1 and 2 workers
 	w4Rounds = 640    // chained SHA-256 of 32 bytes: ~78 ns each with SHA-NI
