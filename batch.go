@@ -86,7 +86,7 @@ func (b *batcher[T]) run(src inlet[T], maxWait time.Duration) {
 	timer.Stop()
 	defer timer.Stop()
 	var expired <-chan time.Time // non-nil while a partial batch waits
-	in, stop := src.ch, b.p.stopCh
+	in, stop := src.ch, b.p.stopChan()
 	var done <-chan struct{}
 	if src.foreign {
 		done = b.p.done

@@ -219,7 +219,10 @@ func adopt[T any](p *Pipeline, in <-chan T) (inlet[T], *channelRef) {
 		p.chans.put(in, ref)
 	}
 	ref.readers.Add(1)
-	return inlet[T]{ch: in, foreign: ref.maker == nil}, ref
+	if ref.maker == nil {
+		return inlet[T]{ch: in, foreign: true, stop: p.stopChLocked()}, ref
+	}
+	return inlet[T]{ch: in}, ref
 }
 
 // refuse fails the pipeline with the argument problem of what (a stage or

@@ -20,6 +20,7 @@ import (
 type inlet[T any] struct {
 	ch      <-chan T
 	foreign bool
+	stop    <-chan struct{} // a foreign channel's reader: the pipeline's stopChan
 }
 
 // next returns the next item of the input for a stage; false once it has
@@ -64,7 +65,7 @@ func (in inlet[T]) nextForeign(p *Pipeline) (v T, ok bool) {
 	case <-p.done:
 		p.interrupted()
 		return v, false
-	case <-p.stopCh:
+	case <-in.stop:
 		return v, false
 	}
 }

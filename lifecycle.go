@@ -152,14 +152,36 @@ func (p *Pipeline) Stop() {
 	if p == nil || p.stopped.Swap(true) {
 		return
 	}
-	close(p.stopCh)
 	p.mu.Lock()
+	if p.stopCh != nil {
+		close(p.stopCh)
+	}
+	p.closed = true
 	cancels := p.onStop
 	p.onStop = nil
 	p.mu.Unlock()
 	for _, c := range cancels {
 		c()
 	}
+}
+
+// stopChan returns the channel Stop closes. It is made at the first ask:
+// most pipelines never need it.
+func (p *Pipeline) stopChan() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stopChLocked()
+}
+
+// stopChLocked is stopChan with p.mu held.
+func (p *Pipeline) stopChLocked() <-chan struct{} {
+	if p.stopCh == nil {
+		p.stopCh = make(chan struct{})
+		if p.closed {
+			close(p.stopCh)
+		}
+	}
+	return p.stopCh
 }
 
 // Shutdown calls [Pipeline.Stop], then waits for the pipeline (its sink

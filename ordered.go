@@ -26,19 +26,31 @@ func FanOutOrdered[T, R any](p *Pipeline, in <-chan T, workers int, fn func(cont
 // earlier one.
 func runOrdered[T, R any](n *node[T, R], window int, c *caller[T, R]) {
 	p, out := n.p, n.out
-	o := &reorder[R]{ring: make([]slot[R], min(window, initialWindow)), max: window}
+	o := &reorder[R]{max: window}
+	if size := min(window, initialWindow); size <= len(o.first) {
+		o.ring = o.first[:size]
+	} else {
+		o.ring = make([]slot[R], size)
+	}
 	o.room.L = &o.mu
-	var inMu sync.Mutex
-	var nextIn uint64
 	n.pool(func(t *counters, cur *T) {
+		// A worker that panics or exits (not returning) aborts the others,
+		// as does one that gives up.
+		returned := false
+		defer func() {
+			if !returned {
+				o.abort()
+			}
+		}()
 		for {
-			inMu.Lock()
+			o.inMu.Lock()
 			v, ok := n.in.nextTimed(p, t)
-			seq := nextIn
-			nextIn++
-			inMu.Unlock()
+			seq := o.nextIn
+			o.nextIn++
+			o.inMu.Unlock()
 			if !ok {
 				o.abortIfCancelled(p)
+				returned = true
 				return
 			}
 			t.in.Add(1)
@@ -50,20 +62,16 @@ func runOrdered[T, R any](n *node[T, R], window int, c *caller[T, R]) {
 			state := uint8(1)
 			if err != nil {
 				if !c.settle(t, v, err) {
-					o.abort()
-					return
+					return // aborts
 				}
 				state = 2
 			}
 			if !o.put(p, t, out, seq, r, state) {
+				returned = true
 				return
 			}
 		}
-	}, func(clean bool) {
-		if !clean {
-			o.abort()
-		}
-	})
+	}, nil)
 }
 
 // initialWindow is the reorder ring's first size: it doubles, up to the
@@ -77,6 +85,9 @@ const initialWindow = 64
 // result to be sent becomes the flusher and sends every consecutive ready
 // result.
 type reorder[R any] struct {
+	inMu   sync.Mutex // held while a worker takes an item and numbers it
+	nextIn uint64
+
 	mu       sync.Mutex
 	room     sync.Cond
 	ring     []slot[R]
@@ -84,6 +95,7 @@ type reorder[R any] struct {
 	nextOut  uint64
 	flushing bool
 	aborted  bool
+	first    [16]slot[R] // the ring of a small window (up to four workers)
 }
 
 type slot[R any] struct {

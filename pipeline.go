@@ -68,7 +68,8 @@ type Pipeline struct {
 	cancel context.CancelCauseFunc
 
 	stopped atomic.Bool
-	stopCh  chan struct{} // closed by Stop
+	stopCh  chan struct{} // closed by Stop; made at the first ask (stopChan)
+	closed  bool          // Stop has closed stopCh, or will close it at once when made
 
 	mu      sync.Mutex
 	err     error                // the result: the first failure
@@ -100,7 +101,6 @@ type Pipeline struct {
 // context.Cause(ctx). A nil ctx fails the pipeline with [ErrInvalidArgument].
 func New(ctx context.Context, opts ...Option) *Pipeline {
 	p := &Pipeline{
-		stopCh: make(chan struct{}),
 		buf:    DefaultBufferSize,
 	}
 	p.stages = p.first[:0]

@@ -114,7 +114,7 @@ func source[T any](p *Pipeline, kind string, opts []StageOption, bad string, fro
 	start := func(n *node[T, T]) {
 		e := &emitter[T]{n: n, ctr: &n.s.ctr[0], ctx: p.ctx, produce: produce, fn: fn}
 		if produce {
-			e.stop = p.stopCh
+			e.stop = p.stopChan()
 			e.ctx, e.cancel = p.stopContext()
 		}
 		n.left.Store(1)

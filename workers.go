@@ -58,8 +58,8 @@ func (n *node[T, R]) goOne(body func(t *counters), exit func()) {
 }
 
 // pool starts the stage's workers, each running body with its own counters
-// and a place to record the item it handles (named by a panic); exit runs
-// as each returns, clean if body returned normally. The last to return
+// and a place to record the item it handles (named by a panic); exit (which
+// may be nil) runs as each returns, clean if body returned normally. The last to return
 // closes the outputs.
 func (n *node[T, R]) pool(body func(t *counters, cur *T), exit func(clean bool)) {
 	n.left.Store(int32(len(n.s.ctr)))
