@@ -101,7 +101,7 @@ type Pipeline struct {
 // context.Cause(ctx). A nil ctx fails the pipeline with [ErrInvalidArgument].
 func New(ctx context.Context, opts ...Option) *Pipeline {
 	p := &Pipeline{
-		buf:    DefaultBufferSize,
+		buf: DefaultBufferSize,
 	}
 	p.stages = p.first[:0]
 	parent := ctx
