@@ -9,7 +9,6 @@ import (
 	"context"
 	"runtime"
 	"sync/atomic"
-	"time"
 )
 
 // inlet is a stage's input. A channel made by this pipeline is read with
@@ -168,11 +167,3 @@ func (in inlet[T]) nextTimed(p *Pipeline, t *counters) (v T, ok bool) {
 	t.recvWait.Add(int64(monotonic() - start))
 	return v, ok
 }
-
-// epoch is when the package was initialized: monotonic reads the clock
-// against it.
-var epoch = time.Now()
-
-// monotonic returns the monotonic clock's time since epoch: one read of the
-// clock, where time.Now reads the wall clock too.
-func monotonic() time.Duration { return time.Since(epoch) }

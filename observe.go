@@ -39,7 +39,7 @@ func WithObserver(o Observer) Option {
 
 // begin records that a goroutine of s starts; the first one starts the stage.
 func (s *stage) begin(p *Pipeline) {
-	if s.t0.Load() != 0 || !s.t0.CompareAndSwap(0, time.Now().UnixNano()) {
+	if s.t0.Load() != 0 || !s.t0.CompareAndSwap(0, int64(monotonic())+1) {
 		return
 	}
 	if p.obs != nil {
@@ -55,7 +55,7 @@ func (s *stage) end(p *Pipeline) {
 	if s.exits.Add(1) != int32(len(s.ctr)) {
 		return
 	}
-	s.t1.Store(time.Now().UnixNano())
+	s.t1.Store(int64(monotonic()) + 1)
 	if p.obs != nil {
 		info, final := infoOf(s), s.snapshot()
 		for _, o := range p.obs.list {
@@ -65,18 +65,18 @@ func (s *stage) end(p *Pipeline) {
 }
 
 // callStart counts a call about to start on the worker of t and returns
-// the time it starts if it is to be timed, or the zero Time.
-func (t *counters) callStart(p *Pipeline) time.Time {
+// when it starts (monotonic() + 1) if it is to be timed, or 0.
+func (t *counters) callStart(p *Pipeline) time.Duration {
 	t.tick++
 	if (t.tick-1)&(latencyEvery-1) != 0 && p.obs == nil {
-		return time.Time{}
+		return 0
 	}
 	return t.sampleStart(p)
 }
 
 // sampleStart is callStart's slow path: a call the histogram or an
 // observer wants timed.
-func (t *counters) sampleStart(p *Pipeline) time.Time {
+func (t *counters) sampleStart(p *Pipeline) time.Duration {
 	n := t.tick - 1
 	timed := n&(latencyEvery-1) == 0
 	if p.obs != nil {
@@ -85,21 +85,21 @@ func (t *counters) sampleStart(p *Pipeline) time.Time {
 		}
 	}
 	if !timed {
-		return time.Time{}
+		return 0
 	}
-	return time.Now()
+	return monotonic() + 1
 }
 
 // callEnd records the end of a call of stage s on v that callStart timed
 // (a non-zero start), with the error it returned.
-func callEnd[T any](p *Pipeline, s *stage, t *counters, start time.Time, v T, err error) {
-	if !start.IsZero() {
-		callEnded(p, s, t, start, v, err)
+func callEnd[T any](p *Pipeline, s *stage, t *counters, start time.Duration, v T, err error) {
+	if start != 0 {
+		callEnded(p, s, t, start-1, v, err)
 	}
 }
 
-func callEnded[T any](p *Pipeline, s *stage, t *counters, start time.Time, v T, err error) {
-	d := time.Since(start)
+func callEnded[T any](p *Pipeline, s *stage, t *counters, start time.Duration, v T, err error) {
+	d := monotonic() - start
 	// The first duration is kept in t: a short-lived stage (a small
 	// pipeline per request) makes no histogram.
 	if t.first.Load() == 0 {
@@ -122,7 +122,7 @@ func callEnded[T any](p *Pipeline, s *stage, t *counters, start time.Time, v T, 
 			continue
 		}
 		if ci.Start.IsZero() {
-			ci = CallInfo{Stage: infoOf(s), Item: v, Start: start, Duration: d, Err: err}
+			ci = CallInfo{Stage: infoOf(s), Item: v, Start: epoch.Add(start), Duration: d, Err: err}
 		}
 		o.Call(ci)
 	}
