@@ -48,7 +48,8 @@ for rev in "$@"; do
 done
 
 patterns=('W1/impl=pipeline$' 'W2/./impl=pipeline$' 'W3/impl=(pipeline|floor)$'
-  'W4/impl=(pipeline|floor)$/.' 'W5/./impl=pipeline$' 'Small/./impl=pipeline$')
+  'W4/impl=(pipeline|floor)$/.' 'W5/./impl=pipeline$' 'Small/./impl=pipeline$'
+  'Latency/./impl=pipeline$' 'Wide/impl=(pipeline|floor)$')
 for round in $(seq "$rounds"); do
   echo "== round $round/$rounds" >&2
   for name in "${names[@]}"; do
@@ -62,5 +63,5 @@ args=()
 for name in "${names[@]}"; do
   args+=("$name=$out/$name.txt")
 done
-"$benchstat" -filter '.unit:(ns/item OR efficiency OR ns/pipeline OR allocs/pipeline OR B/pipeline)' "${args[@]}" > "$out/benchstat.txt"
+"$benchstat" -filter '.unit:(ns/item OR efficiency OR ns/pipeline OR allocs/pipeline OR B/pipeline OR p50-ns OR p99-ns)' "${args[@]}" > "$out/benchstat.txt"
 cat "$out/benchstat.txt"
