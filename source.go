@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"iter"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Generate is a source that emits items in order on its output, then closes
@@ -112,7 +114,8 @@ func source[T any](p *Pipeline, kind string, opts []StageOption, bad string, fro
 	produce := kind != "generate" && kind != "fromseq" && kind != "fromchan"
 	sp := spec{kind: kind, workers: 1, outs: 1, allowed: optsBasic, source: true, bad: bad}
 	start := func(n *node[T, T]) {
-		e := &emitter[T]{n: n, ctr: &n.s.ctr[0], ctx: p.ctx, produce: produce, fn: fn}
+		e := &emitter[T]{n: n, ctr: &n.s.ctr[0], ctx: p.ctx, produce: produce, fn: fn,
+			timed: kind != "generate" && kind != "fromchan"}
 		if produce {
 			e.stop = p.stopChan()
 			e.ctx, e.cancel = p.stopContext()
@@ -162,6 +165,11 @@ type emitter[T any] struct {
 	// fn has returned is refused (guard), never a send on a closed channel.
 	guard    sync.RWMutex
 	returned bool
+	// A user's fn (not Generate's or FromChan's loop) has the time between
+	// its emits sampled: whether it is busy (see deliverTimed).
+	timed bool
+	sent  atomic.Uint32
+	mark  atomic.Int64 // monotonic() at the last sample
 }
 
 func (e *emitter[T]) emit(v T) error {
@@ -180,11 +188,27 @@ func (e *emitter[T]) emit(v T) error {
 		p.recordInterrupt()
 		return context.Cause(p.ctx)
 	}
+	if e.timed && e.sent.Add(1)&(latencyEvery-1) == 0 {
+		e.sample()
+	}
 	if err := deliverTimed(p, e.ctr, e.n.out, v, e.stop); err != nil {
 		return err
 	}
 	e.ctr.out.Add(1)
 	return nil
+}
+
+// sample reads the clock once every latencyEvery emits: the source is busy
+// if its emits came busyAfter apart or more, on average, since the last.
+func (e *emitter[T]) sample() {
+	now := monotonic()
+	last := time.Duration(e.mark.Swap(int64(now)))
+	if last == 0 {
+		return
+	}
+	if busy := (now-last)/latencyEvery >= busyAfter; busy != e.ctr.busy.Load() {
+		e.ctr.busy.Store(busy)
+	}
 }
 
 func (e *emitter[T]) run() {
