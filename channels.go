@@ -8,7 +8,6 @@ package pipeline
 import (
 	"context"
 	"runtime"
-	"sync/atomic"
 	"time"
 )
 
@@ -112,18 +111,6 @@ func deliver[T any](p *Pipeline, out chan<- T, v T, stop <-chan struct{}) error 
 		return context.Cause(p.ctx)
 	case <-stop:
 		return ErrStopped
-	}
-}
-
-// closer returns a function that closes outs when it has been called n times:
-// the last worker of a stage to return closes the stage's outputs.
-func closer[T any](n int, outs []chan T) func() {
-	var live atomic.Int32
-	live.Store(int32(n))
-	return func() {
-		if live.Add(-1) == 0 {
-			closeAll(outs)
-		}
 	}
 }
 
