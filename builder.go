@@ -33,7 +33,7 @@ type spec struct {
 type node[T, R any] struct {
 	s    stage
 	p    *Pipeline
-	cfg  stageConfig
+	cfg  *stageConfig
 	in   inlet[T]   // the input; Merge's first
 	ins  []inlet[T] // every input
 	out  chan R     // the output; Tee's and Partition's first; nil for a sink
@@ -285,6 +285,6 @@ func (n *node[T, R]) queue() (l, c int) {
 // newCaller returns the stage's caller of fn, with the stage's options
 // applied.
 func (n *node[T, R]) newCaller(fn func(context.Context, T) (R, error)) *caller[T, R] {
-	n.c = makeCaller(n.p, &n.s, &n.cfg, fn)
+	n.c = makeCaller(n.p, &n.s, n.cfg, fn)
 	return &n.c
 }

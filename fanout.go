@@ -60,7 +60,7 @@ func FlatMap[T, R any](p *Pipeline, in <-chan T, workers int, fn func(ctx contex
 				return nil
 			}
 			c := new(caller[T, struct{}])
-			*c = makeCaller(p, &n.s, &n.cfg, func(ctx context.Context, v T) (struct{}, error) {
+			*c = makeCaller(p, &n.s, n.cfg, func(ctx context.Context, v T) (struct{}, error) {
 				slot, _ = ctx.Value(heldKey{}).(*heldSlot)
 				return struct{}{}, fn(ctx, v, emit)
 			})

@@ -83,19 +83,23 @@ type deadLetterOut interface {
 	put(item any, err error, stage string, attempts int) bool
 }
 
-// configure applies opts to a new config.
-func configure(opts []StageOption) stageConfig {
+// configure applies opts to a new config. A stage given none shares
+// noOptions, which nothing writes.
+func configure(opts []StageOption) *stageConfig {
 	if len(opts) == 0 {
-		return stageConfig{buf: -1} // cfg need not escape
+		return &noOptions
 	}
-	cfg := stageConfig{buf: -1}
+	cfg := &stageConfig{buf: -1}
 	for _, o := range opts {
 		if o != nil {
-			o(&cfg)
+			o(cfg)
 		}
 	}
 	return cfg
 }
+
+// noOptions is the config of every stage built with no options.
+var noOptions = stageConfig{buf: -1}
 
 // problem returns what is wrong with the options for a stage of the given
 // kind that accepts allowed, or "" if nothing is.
