@@ -64,7 +64,7 @@ func (b *batcher[T]) flush() bool {
 		return true
 	}
 	n := uint64(len(b.cur))
-	if !send(b.p, b.out, b.cur) {
+	if deliverTimed(b.p, b.t, b.out, b.cur, nil) != nil {
 		return false
 	}
 	b.t.out.Add(n)
@@ -97,15 +97,21 @@ func (b *batcher[T]) run(src inlet[T], maxWait time.Duration) {
 		select {
 		case v, ok = <-in:
 		default:
+			// Waiting on the input, the timer or Stop: RecvWait, as the
+			// shared receive loop counts it.
+			start := monotonic()
 			select {
 			case v, ok = <-in:
+				b.t.recvWait.Add(int64(monotonic() - start))
 			case <-expired:
+				b.t.recvWait.Add(int64(monotonic() - start))
 				expired = nil
 				if !b.flush() {
 					return
 				}
 				continue
 			case <-stop:
+				b.t.recvWait.Add(int64(monotonic() - start))
 				stop = nil
 				expired = nil
 				timer.Stop()
@@ -114,6 +120,7 @@ func (b *batcher[T]) run(src inlet[T], maxWait time.Duration) {
 				}
 				continue
 			case <-done:
+				b.t.recvWait.Add(int64(monotonic() - start))
 				b.p.interrupted()
 				return
 			}

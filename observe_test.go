@@ -77,6 +77,17 @@ func TestObserve(t *testing.T) {
 		assert.False(t, f.Bottleneck)
 		assert.Greater(t, f.RecvWait, 50*time.Millisecond)
 	})
+	t.Run("a Batch waiting for a slow upstream counts its wait", func(t *testing.T) {
+		p := pipeline.New(context.Background())
+		slow := pipeline.FanOut(p, pipeline.Generate(p, ints(30)...), 1, sleepFor(2*time.Millisecond), pipeline.Name("slow"))
+		batches := pipeline.Batch(p, slow, 4, time.Hour, pipeline.Name("batch"))
+		require.NoError(t, pipeline.Drain(p, batches))
+		b := stageStats(t, p, "batch")
+		assert.Greater(t, b.RecvWait, 30*time.Millisecond, "it waits for the slow stage's items")
+		assert.Less(t, b.Utilization, 0.5)
+		assert.False(t, b.Bottleneck)
+		assert.True(t, stageStats(t, p, "slow").Bottleneck)
+	})
 	t.Run("TimedDiagram marks the bottleneck and shows latency", func(t *testing.T) {
 		p := slowMiddle(t)
 		d := p.TimedDiagram()
