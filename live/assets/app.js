@@ -56,7 +56,11 @@ function spark(s, at, x, y, w, h, now) {
     if (age > 1) return;
     pts.push(`${(x + w * (1 - age)).toFixed(1)},${(y + h - 1 - (h - 2) * v / max).toFixed(1)}`);
   });
-  if (pts.length) out += `<polyline class="spark" points="${pts.join(" ")}"/>`;
+  if (pts.length) {
+    out += `<polyline class="spark" points="${pts.join(" ")}"/>`;
+    const [lx, ly] = pts[pts.length - 1].split(",");
+    out += `<circle class="sparkdot" cx="${lx}" cy="${ly}" r="2"/>`;
+  }
   return out + `<text class="sub" x="${x + w - 2}" y="${y + 9}" text-anchor="end">max ${rate(Math.max(0, ...s.history))}</text>`;
 }
 
@@ -85,7 +89,7 @@ function graph(p, now) {
       `<text x="${x + 8}" y="${y + 45}">in ${num(s.in)} · out ${num(s.out)} · ${rate(s.rate)}</text>` +
       `<text x="${x + 8}" y="${y + 59}"${s.errors || s.dropped ? ' class="warn"' : ""}>dropped ${num(s.dropped)} · errors ${num(s.errors)} · retries ${num(s.retries)}</text>` +
       `<text class="sub" x="${x + 8}" y="${y + 73}">${s.latencyCount ? "p50 " + dur(s.p50) + " · p99 " + dur(s.p99) + " · " : ""}util ${Math.round(100 * s.utilization)}%</text>`;
-    if (s.bottleneck) g += `<text class="badge" x="${x + W - 8}" y="${y + 16}" text-anchor="end">⏳ bottleneck</text>`;
+    if (s.bottleneck) g += `<text class="badge" x="${x + W - 8}" y="${y + 16}" text-anchor="end">◆ bottleneck</text>`;
     if (s.unread) g += `<text class="warn" x="${x + W - 8}" y="${y + 30}" text-anchor="end">⚠ unread</text>`;
     g += spark(s, p.historyAt, x + 8, y + 82, W - 16, H - 90, now);
     svg += g + "</g>";
