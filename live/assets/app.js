@@ -47,21 +47,24 @@ function layout(p) {
   return { pos, width: PAD * 2 + cols * W + Math.max(0, cols - 1) * GX, height: PAD * 2 + maxRows * H + (maxRows - 1) * GY };
 }
 
+// spark draws a stage's rate over the last minute: the x axis spans the
+// history kept (at most 60 s, less for a younger pipeline), the y axis 0 to
+// its highest rate.
 function spark(s, at, x, y, w, h, now) {
   let out = `<rect class="sparkbg" x="${x}" y="${y}" width="${w}" height="${h}" rx="2"/>`;
-  const pts = [];
+  const from = Math.max(now - 60000, at.length ? at[0] - 1000 : now - 60000), span = Math.max(1000, now - from);
   const max = Math.max(1e-9, ...s.history);
+  const pts = [];
   s.history.forEach((v, k) => {
-    const age = (now - at[k]) / 60000;
-    if (age > 1) return;
-    pts.push(`${(x + w * (1 - age)).toFixed(1)},${(y + h - 1 - (h - 2) * v / max).toFixed(1)}`);
+    if (at[k] < from) return;
+    pts.push(`${(x + w * (at[k] - from) / span).toFixed(1)},${(y + h - 1 - (h - 4) * v / max).toFixed(1)}`);
   });
   if (pts.length) {
     out += `<polyline class="spark" points="${pts.join(" ")}"/>`;
     const [lx, ly] = pts[pts.length - 1].split(",");
     out += `<circle class="sparkdot" cx="${lx}" cy="${ly}" r="2"/>`;
   }
-  return out + `<text class="sub" x="${x + w - 2}" y="${y + 9}" text-anchor="end">max ${rate(Math.max(0, ...s.history))}</text>`;
+  return out + `<text class="sub axis" x="${x + 3}" y="${y + 10}">rate, last ${Math.round(span / 1000)}s · max ${rate(Math.max(0, ...s.history))}</text>`;
 }
 
 function graph(p, now) {
