@@ -65,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	list := fs.Bool("list", false, "list the patterns")
 	httpAddr := fs.String("http", "", "serve the live view of every pattern's pipeline on http://ADDR/ (a bare :port binds 127.0.0.1)")
 	slow := fs.Bool("slow", false, "slow every call of the pipelines' stage functions by -pace, to watch them in the live view")
-	pace := fs.Duration("pace", 20*time.Millisecond, "with -slow, how much longer each call takes")
+	pace := fs.Duration("pace", 100*time.Millisecond, "with -slow, how much longer each call takes (after the call: not in its latency)")
 	linger := fs.Duration("linger", time.Second, "with -http, keep serving the live view this long after the last pattern")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: patterns -list | patterns [-slow] [-http ADDR] NAME... | patterns [-slow] [-http ADDR] all")
