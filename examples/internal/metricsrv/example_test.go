@@ -1,13 +1,41 @@
 package metricsrv_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 
+	"github.com/ec0f1147/pipeline"
 	"github.com/ec0f1147/pipeline/examples/internal/metricsrv"
+	"github.com/ec0f1147/pipeline/prom"
 )
+
+func ExampleServe() {
+	p := pipeline.New(context.Background())
+	if err := pipeline.Drain(p, pipeline.Generate(p, 1, 2)); err != nil {
+		fmt.Println(err)
+	}
+	url, stop, err := metricsrv.Serve(":0", prom.NewCollector(p, "job"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer stop()
+	resp, err := http.Get(url)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	fmt.Println(strings.HasSuffix(url, "/metrics"))
+	fmt.Println(strings.Contains(string(body), `pipeline_stage_items_out_total{kind="generate",pipeline="job",stage="generate#1"} 2`))
+	// Output:
+	// true
+	// true
+}
 
 func ExampleAddr() {
 	fmt.Println(metricsrv.Addr(":8080"))
