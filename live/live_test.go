@@ -395,6 +395,7 @@ func TestControls(t *testing.T) {
 		assert.Equal(t, "ended", ps.Status)
 		assert.Equal(t, "nil", ps.Result)
 		assert.EqualValues(t, len(got), ps.Stages[1].Out)
+		assert.Zero(t, ps.Stages[1].Rate, "an ended pipeline has no rate")
 	})
 
 	t.Run("the limiter control sets the limit", func(t *testing.T) {

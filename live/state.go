@@ -47,7 +47,7 @@ type PipelineState struct {
 // StageState is one stage, from its [pipeline.StageStats]: the counters,
 // Running in seconds, the call latency's p50 and p99 in seconds (0 with no
 // call timed, LatencyCount), Rate the items it took in per second over the
-// last second or so, and History the same rate over the last minute, one
+// last second or so (0 once the pipeline has ended), and History the same rate over the last minute, one
 // point a second at most (see PipelineState.HistoryAt).
 type StageState struct {
 	Index        int       `json:"index"`
@@ -178,7 +178,7 @@ func (w *watched) state(now time.Time) PipelineState {
 	for i, st := range stats {
 		s := stageState(st)
 		s.Index = i + 1
-		if dt := now.Sub(base.at).Seconds(); dt > 0 {
+		if dt := now.Sub(base.at).Seconds(); dt > 0 && !ps.Ended { // an ended stage takes nothing in
 			s.Rate = float64(in[i]-countAt(base, i)) / dt
 		}
 		s.History = make([]float64, 0, len(samples))
