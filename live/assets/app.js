@@ -64,7 +64,8 @@ function spark(s, at, x, y, w, h, now) {
     const [lx, ly] = pts[pts.length - 1].split(",");
     out += `<circle class="sparkdot" cx="${lx}" cy="${ly}" r="2"/>`;
   }
-  return out + `<text class="sub axis" x="${x + 3}" y="${y + 10}">rate, last ${Math.round(span / 1000)}s · max ${rate(Math.max(0, ...s.history))}</text>`;
+  const last = at.length ? `last ${Math.round(span / 1000)}s` : "last minute";
+  return out + `<text class="sub axis" x="${x + 3}" y="${y + 10}">rate, ${last} · max ${rate(Math.max(0, ...s.history))}</text>`;
 }
 
 function graph(p, now) {
