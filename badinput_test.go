@@ -374,6 +374,7 @@ func TestBadInput_DocumentedBehaviour(t *testing.T) {
 		{"nil Pipeline/Diagram is an empty flowchart", func(t *testing.T) {
 			assert.Equal(t, "flowchart LR\n", nilPipeline.Diagram())
 		}},
+		{"nil Pipeline/Edges is nil", func(t *testing.T) { assert.Nil(t, nilPipeline.Edges()) }},
 		{"nil Pipeline/stages return closed outputs", func(t *testing.T) {
 			np := nilPipeline
 			in := make(chan int) // never read: a stage on a nil pipeline starts nothing

@@ -1,7 +1,7 @@
 package pipeline
 
 // This file draws a pipeline as a Mermaid flowchart, from the stages
-// Stats reports.
+// Stats reports, and lists how those stages connect (Edges).
 
 import (
 	"fmt"
@@ -68,6 +68,36 @@ func (p *Pipeline) diagram(timed bool) string {
 		}
 	}
 	return b.String()
+}
+
+// Edge is one channel between two stages of a pipeline: stage From feeds
+// stage To. Both are 1-based indexes in creation order, as the stages come
+// in [Pipeline.Stats] (stats[From-1] feeds stats[To-1]).
+type Edge struct {
+	From, To int
+}
+
+// Edges returns every channel between two stages of the pipeline, the
+// arrows of [Pipeline.Diagram]: for each stage in creation order, one Edge
+// per input that another stage of the pipeline made. A channel made outside
+// the pipeline (read by [FromChan], say) is no edge, and a sink that is not
+// a stage of Stats ([Collect], [Drain], …) is no end of one. Stages are only
+// ever added, so an index stays valid; a stage built after a call of Stats
+// may appear in a later call of Edges.
+func (p *Pipeline) Edges() []Edge {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	stages := p.stages[:len(p.stages):len(p.stages)]
+	p.mu.Unlock()
+	var edges []Edge
+	for i, s := range stages {
+		for _, u := range s.inputs {
+			edges = append(edges, Edge{From: u.index, To: i + 1})
+		}
+	}
+	return edges
 }
 
 // mermaidText escapes what would end a quoted Mermaid label.

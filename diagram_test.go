@@ -74,3 +74,25 @@ func TestDiagram(t *testing.T) {
 		assert.NotRegexp(t, `(?m)^\s+s1 -->.* s3$`, d)
 	})
 }
+
+// TestEdges: which stage feeds which, as Diagram draws the arrows.
+func TestEdges(t *testing.T) {
+	t.Run("a chain, a merge and an outside channel", func(t *testing.T) {
+		p := pipeline.New(context.Background())
+		outside := make(chan int)
+		close(outside)
+		a := pipeline.Generate(p, 1, 2)     // 1
+		b := pipeline.FromChan(p, outside)  // 2: no edge in
+		m := pipeline.Merge(p, a, b)        // 3: fed by 1 and 2
+		f := pipeline.Filter(p, m, keepAll) // 4: fed by 3
+		require.NoError(t, pipeline.Drain(p, f))
+		assert.Equal(t, []pipeline.Edge{{From: 1, To: 3}, {From: 2, To: 3}, {From: 3, To: 4}}, p.Edges())
+		assert.Equal(t, strings.Count(p.Diagram(), "-->"), len(p.Edges()))
+	})
+
+	t.Run("nil pipeline and no stages", func(t *testing.T) {
+		var p *pipeline.Pipeline
+		assert.Nil(t, p.Edges())
+		assert.Empty(t, pipeline.New(context.Background()).Edges())
+	})
+}

@@ -187,6 +187,22 @@ func ExamplePipeline_Diagram() {
 	//     s2 -->|"0/8"| s3
 }
 
+// Edges tells which stage feeds which, by their index in Stats.
+func ExamplePipeline_Edges() {
+	p := pipeline.New(context.Background())
+	nums := pipeline.Generate(p, 1, 2, 3, 4)
+	odd := pipeline.Filter(p, nums, func(n int) bool { return n%2 == 1 }, pipeline.Name("odd"))
+	if err := pipeline.Drain(p, odd); err != nil {
+		fmt.Println(err)
+	}
+	stats := p.Stats()
+	for _, e := range p.Edges() {
+		fmt.Printf("%s -> %s\n", stats[e.From-1].Name, stats[e.To-1].Name)
+	}
+	// Output:
+	// generate#1 -> odd
+}
+
 func ExampleGenerate() {
 	p := pipeline.New(context.Background())
 	got, err := pipeline.Collect(p, pipeline.Generate(p, "a", "b", "c"))

@@ -3,16 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"go/parser"
 	"go/token"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ec0f1147/pipeline"
+	"github.com/ec0f1147/pipeline/live"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/vbauerster/mpb/v8"
@@ -335,6 +339,93 @@ func TestRun_MetricsFlagServesOnLoopback(t *testing.T) {
 	assert.Equal(t, exSmallTreeRows, exAllRows(t, db))
 
 	err := run(context.Background(), []string{"-src", src, "-db", db, "-progress", "none", "-metrics", "256.0.0.1:0"},
+		&bytes.Buffer{}, &bytes.Buffer{})
+	assert.Error(t, err, "an address that cannot be bound fails the run")
+}
+
+// lockedBuffer is a bytes.Buffer that a test may read while run writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestRun_HTTPFlagServesTheLiveViewOnLoopback(t *testing.T) {
+	src := exWriteTree(t, exSmallTree)
+	db := filepath.Join(t.TempDir(), "index.db")
+	var stderr lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(context.Background(), []string{"-src", src, "-db", db, "-progress", "none",
+			"-http", ":0", "-linger", "3s"}, &bytes.Buffer{}, &stderr)
+	}()
+	var url string
+	require.Eventually(t, func() bool {
+		_, rest, ok := strings.Cut(stderr.String(), "live view: ")
+		url, _, _ = strings.Cut(rest, "\n")
+		return ok && strings.HasSuffix(rest, "\n")
+	}, 10*time.Second, time.Millisecond)
+	assert.True(t, strings.HasPrefix(url, "http://127.0.0.1:"), "a bare :port binds loopback: %s", url)
+
+	// The job ends while the page is still served: it shows the final counts and the result.
+	var st live.State
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(url + "api/state")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return json.NewDecoder(resp.Body).Decode(&st) == nil && len(st.Pipelines) == 1 && st.Pipelines[0].Ended
+	}, 10*time.Second, 5*time.Millisecond)
+	ps := st.Pipelines[0]
+	assert.Equal(t, "etl", ps.Name)
+	assert.Equal(t, "nil", ps.Result)
+	var names []string
+	for _, s := range ps.Stages {
+		names = append(names, s.Name)
+	}
+	assert.Equal(t, []string{"walk", "parse", "rows", "batch", "insert"}, names)
+	assert.EqualValues(t, 4, ps.Stages[0].Out, "the four .go files")
+	assert.False(t, st.Controls.Stop, "no Stop control without -http-stop")
+	resp, err := http.Post(url+"api/pipelines/etl/stop", "", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not return after -linger")
+	}
+	assert.Equal(t, exSmallTreeRows, exAllRows(t, db))
+	_, err = http.Get(url)
+	assert.Error(t, err, "the page is no longer served")
+}
+
+func TestParseFlags_HTTPFlags(t *testing.T) {
+	src := exWriteTree(t, exSmallTree)
+	db := filepath.Join(t.TempDir(), "index.db")
+	o, err := parseFlags([]string{"-src", src, "-db", db, "-http", "127.0.0.1:0", "-http-stop", "-linger", "0"}, &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.True(t, o.httpStop)
+	assert.Zero(t, o.linger)
+	assert.Equal(t, "127.0.0.1:0", o.http)
+
+	_, err = parseFlags([]string{"-linger", "-1s"}, &bytes.Buffer{})
+	assert.ErrorContains(t, err, "-linger must not be negative")
+	err = run(context.Background(), []string{"-src", src, "-db", db, "-progress", "none", "-http", "256.0.0.1:0"},
 		&bytes.Buffer{}, &bytes.Buffer{})
 	assert.Error(t, err, "an address that cannot be bound fails the run")
 }

@@ -6,6 +6,7 @@
 //	go run ./etl                       # index $(go env GOROOT)/src into index.db
 //	go run ./etl -query NewReader      # where is NewReader declared?
 //	go run ./etl -diagram pipeline.md  # also write the pipeline's diagram
+//	go run ./etl -http 127.0.0.1:8080  # watch it live at http://127.0.0.1:8080/
 //
 // Ctrl-C once stops the walk and commits everything already found; twice
 // cancels at once.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ec0f1147/pipeline"
 	"github.com/ec0f1147/pipeline/examples/internal/metricsrv"
+	"github.com/ec0f1147/pipeline/live"
 	"github.com/ec0f1147/pipeline/prom"
 	"golang.org/x/term"
 )
@@ -28,6 +29,9 @@ type options struct {
 	progress string
 	every    time.Duration
 	metrics  string
+	http     string        // serve the live view there
+	httpStop bool          // with a Stop control
+	linger   time.Duration // keep serving it this long after the end
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -44,8 +48,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.progress, "progress", "auto", "progress display: auto, bars, lines or none")
 	fs.DurationVar(&o.every, "every", time.Second, "progress refresh interval")
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on http://ADDR/metrics while indexing (a bare :port binds 127.0.0.1)")
+	fs.StringVar(&o.http, "http", "", "serve the live view of the pipeline on http://ADDR/ while indexing (a bare :port binds 127.0.0.1)")
+	fs.BoolVar(&o.httpStop, "http-stop", false, "give the live view a Stop button that drains the job (keep -http on 127.0.0.1)")
+	fs.DurationVar(&o.linger, "linger", time.Second, "with -http, keep serving the live view this long after the job ends")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if o.linger < 0 {
+		return o, errors.New("-linger must not be negative")
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -95,6 +105,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, signals .
 		}
 		defer stop()
 		fmt.Fprintf(stderr, "metrics: %s\n", url)
+	}
+	if o.http != "" {
+		opts := []live.Option{live.Watch("etl", job.Pipeline())}
+		if o.httpStop {
+			opts = append(opts, live.AllowStop())
+		}
+		url, stop, err := metricsrv.ServeHandler(o.http, live.New(opts...))
+		if err != nil {
+			job.Pipeline().Stop()
+			_, _ = job.Wait()
+			return err
+		}
+		defer func() {
+			time.Sleep(o.linger) // the page gets the final counts and the result
+			stop()
+		}()
+		fmt.Fprintf(stderr, "live view: %s\n", url)
 	}
 
 	stopProgress := func() {}

@@ -32,7 +32,7 @@ func backpressureHand(items []int, n int, sent, consume func(int)) {
 // queue, the item the Buffer stage holds and the one the consumer has just
 // taken).
 func backpressurePipe(items []int, n int, sent, consume func(int)) error {
-	p := pipeline.New(context.Background(), pipeline.DefaultBuffer(0))
+	p := newPipeline(context.Background(), pipeline.DefaultBuffer(0))
 	src := pipeline.Produce(p, func(_ context.Context, emit func(int) error) error {
 		for _, v := range items {
 			if err := emit(v); err != nil {

@@ -53,7 +53,7 @@ func capsHand(tasks []task, poolSize, kindCap int, run func(task)) {
 // of the shared pool.
 func capsPipe(tasks []task, poolSize, kindCap int, run func(task)) error {
 	pool := pipeline.NewLimiter(poolSize)
-	p := pipeline.New(context.Background())
+	p := newPipeline(context.Background())
 	byKind := pipeline.Partition(p, pipeline.Generate(p, tasks...), len(taskKinds),
 		func(t task) int { return slices.Index(taskKinds, t.Kind) })
 	var done []<-chan struct{}

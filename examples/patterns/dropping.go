@@ -38,7 +38,7 @@ func droppingHand(burst []int, n int, consume func(int)) (dropped int) {
 // droppingPipe is the same: DropOnFull never blocks the source, and counts
 // every item it sheds in its stage's Stats.
 func droppingPipe(burst []int, n int, consume func(int)) (dropped int, err error) {
-	p := pipeline.New(context.Background(), pipeline.DefaultBuffer(0))
+	p := newPipeline(context.Background(), pipeline.DefaultBuffer(0))
 	busy := make(chan struct{})
 	src := pipeline.Produce(p, func(_ context.Context, emit func(int) error) error {
 		defer close(busy)

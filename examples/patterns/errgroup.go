@@ -41,7 +41,7 @@ func errgroupHand(ctx context.Context, inputs []string, limit int) ([]int, error
 func errgroupPipe(ctx context.Context, inputs []string, limit int) ([]int, error) {
 	var mu sync.Mutex // OnError runs on the stage's worker goroutines
 	var bad []error
-	p := pipeline.New(ctx)
+	p := newPipeline(ctx)
 	nums := pipeline.FanOutOrdered(p, pipeline.Generate(p, inputs...), limit,
 		func(_ context.Context, s string) (int, error) { return strconv.Atoi(s) },
 		pipeline.Name("parse"),

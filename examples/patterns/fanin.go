@@ -85,7 +85,7 @@ func handMerge(ctx context.Context, ins ...<-chan int) <-chan int {
 // fanInPipe is the same shape: two stages read one channel, Merge joins
 // them. (FanOut(p, nums, 2, square) does both in one stage.)
 func fanInPipe(ctx context.Context, nums []int) ([]int, error) {
-	p := pipeline.New(ctx)
+	p := newPipeline(ctx)
 	in := pipeline.Generate(p, nums...)
 	square := func(_ context.Context, n int) (int, error) { return n * n, nil }
 	c1, c2 := pipeline.FanOut(p, in, 1, square), pipeline.FanOut(p, in, 1, square)

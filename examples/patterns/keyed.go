@@ -95,7 +95,7 @@ func keyedHand(events []deposit, workers int, apply func(deposit) string) []stri
 // free worker takes the oldest event whose account is free, and at most
 // MaxPending events (1024 by default) wait for their account.
 func keyedPipe(events []deposit, workers int, apply func(deposit) string) ([]string, error) {
-	p := pipeline.New(context.Background())
+	p := newPipeline(context.Background())
 	applied := pipeline.FanOutKeyed(p, pipeline.Generate(p, events...), workers,
 		func(e deposit) string { return e.Account },
 		func(_ context.Context, e deposit) (string, error) { return apply(e), nil })

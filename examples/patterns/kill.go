@@ -80,7 +80,7 @@ func killHand(workers int, open func(id int) *sensor) error {
 // sink cancels the pipeline, every source's emit fails and it returns,
 // closing its sensor, and ForEach returns only after all of them have.
 func killPipe(workers int, open func(id int) *sensor) error {
-	p := pipeline.New(context.Background())
+	p := newPipeline(context.Background())
 	var sources []<-chan int
 	for id := range workers {
 		sources = append(sources, pipeline.Produce(p, func(_ context.Context, emit func(int) error) error {

@@ -7,6 +7,7 @@
 //	go run ./patterns -list        # the patterns
 //	go run ./patterns worker-pool  # run both versions of one
 //	go run ./patterns all          # run every pattern
+//	go run ./patterns -slow -http 127.0.0.1:8080 all  # watch each pipeline at http://127.0.0.1:8080/
 package main
 
 import (
@@ -15,6 +16,10 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
+
+	"github.com/ec0f1147/pipeline/examples/internal/metricsrv"
+	"github.com/ec0f1147/pipeline/live"
 )
 
 // pattern is one classic pattern and its two versions, each a demo that
@@ -58,8 +63,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("patterns", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	list := fs.Bool("list", false, "list the patterns")
+	httpAddr := fs.String("http", "", "serve the live view of every pattern's pipeline on http://ADDR/ (a bare :port binds 127.0.0.1)")
+	slow := fs.Bool("slow", false, "slow every call of the pipelines' stage functions by -pace, to watch them in the live view")
+	pace := fs.Duration("pace", 100*time.Millisecond, "with -slow, how much longer each call takes (after the call: not in its latency)")
+	linger := fs.Duration("linger", time.Second, "with -http, keep serving the live view this long after the last pattern")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: patterns -list | patterns NAME... | patterns all")
+		fmt.Fprintln(stderr, "usage: patterns -list | patterns [-slow] [-http ADDR] NAME... | patterns [-slow] [-http ADDR] all")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -87,6 +96,31 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		todo = append(todo, p)
 	}
+	if *slow && *pace <= 0 {
+		return fmt.Errorf("-pace must be positive")
+	}
+	if *linger < 0 {
+		return fmt.Errorf("-linger must not be negative")
+	}
+	defer watchAll(nil, 0)
+	var view *live.Handler
+	if *httpAddr != "" {
+		view = live.New()
+		url, stop, err := metricsrv.ServeHandler(*httpAddr, view)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			time.Sleep(*linger) // the page gets the last pipeline's final counts
+			stop()
+		}()
+		fmt.Fprintf(stderr, "live view: %s\n", url)
+	}
+	if *slow {
+		watchAll(view, *pace)
+	} else {
+		watchAll(view, 0)
+	}
 	for i, p := range todo {
 		if i > 0 {
 			fmt.Fprintln(stdout)
@@ -110,6 +144,7 @@ func find(name string) (pattern, bool) {
 func runOne(w io.Writer, p pattern) error {
 	fmt.Fprintf(w, "== %s: %s (%s)\n", p.Name, p.Title, p.File)
 	fmt.Fprintf(w, "pitfall of the hand-written version: %s\n", p.Pitfall)
+	watchPattern(p.Name)
 	for _, side := range []struct {
 		label string
 		demo  func(io.Writer) error

@@ -35,7 +35,7 @@ func semaphoreHand(items []int, limit int, work func(int) int) []int {
 // semaphorePipe is the same bounded concurrency: limit workers, results in
 // input order. There is no slot to release, so none can leak.
 func semaphorePipe(items []int, limit int, work func(int) int) ([]int, error) {
-	p := pipeline.New(context.Background())
+	p := newPipeline(context.Background())
 	out := pipeline.FanOutOrdered(p, pipeline.Generate(p, items...), limit,
 		func(_ context.Context, it int) (int, error) { return work(it), nil })
 	return pipeline.Collect(p, out)

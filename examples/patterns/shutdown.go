@@ -48,7 +48,7 @@ func shutdownHand(quit context.Context, workers int, handle func(int)) (emitted 
 func shutdownPipe(quit context.Context, workers int, handle func(int)) (emitted int, err error) {
 	// Not pipeline.New(quit): a cancelled pipeline drops the items in
 	// flight. Stop drains them.
-	p := pipeline.New(context.Background())
+	p := newPipeline(context.Background())
 	defer context.AfterFunc(quit, p.Stop)()
 	jobs := pipeline.Produce(p, func(_ context.Context, emit func(int) error) error {
 		for i := 0; ; i++ {

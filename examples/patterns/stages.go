@@ -68,7 +68,7 @@ func stagesHand(n int) []int {
 // stagesPipe is the same three stages. Breaking out of the range over All
 // cancels them, and All returns only once every goroutine has.
 func stagesPipe(n int) ([]int, error) {
-	p := pipeline.New(context.Background())
+	p := newPipeline(context.Background())
 	nums := pipeline.Produce(p, func(_ context.Context, emit func(int) error) error {
 		for i := 1; ; i++ {
 			if err := emit(i); err != nil {

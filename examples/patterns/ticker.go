@@ -28,7 +28,7 @@ func tickerHand(ctx context.Context, items []int, every time.Duration, handle fu
 // tickerPipe is the same rate: Throttle with a burst of 1 is a ticker that
 // also ends when the pipeline is cancelled.
 func tickerPipe(ctx context.Context, items []int, every time.Duration, handle func(int)) error {
-	p := pipeline.New(ctx)
+	p := newPipeline(ctx)
 	paced := pipeline.Throttle(p, pipeline.Generate(p, items...), every, 1)
 	return pipeline.ForEach(p, paced, 1, func(_ context.Context, v int) error { handle(v); return nil })
 }

@@ -51,7 +51,7 @@ func timeoutHand(ctx context.Context, jobs []int, d time.Duration, work func(con
 // sets the timed-out jobs aside and lets any other error fail the run.
 func timeoutPipe(ctx context.Context, jobs []int, d time.Duration, work func(context.Context, int) (int, error)) (results, timedOut []int, err error) {
 	var mu sync.Mutex
-	p := pipeline.New(ctx)
+	p := newPipeline(ctx)
 	out := pipeline.FanOut(p, pipeline.Generate(p, jobs...), 3, work,
 		pipeline.Timeout(d),
 		pipeline.OnError(func(e *pipeline.StageError) error {

@@ -47,7 +47,7 @@ func weightedHand(ctx context.Context, files []file, budgetMB int, load func(con
 // whole budget fails at once with an error, it cannot wait forever.
 func weightedPipe(ctx context.Context, files []file, budgetMB int, load func(context.Context, file) error) error {
 	mem := pipeline.NewLimiter(budgetMB)
-	p := pipeline.New(ctx)
+	p := newPipeline(ctx)
 	loaded := pipeline.FanOut(p, pipeline.Generate(p, files...), 4,
 		pipeline.Weighted(mem, func(f file) int { return f.MB },
 			func(ctx context.Context, f file) (struct{}, error) { return struct{}{}, load(ctx, f) }),

@@ -52,7 +52,7 @@ func workerPoolHand(jobs []int, workers int) []int {
 // workerPoolPipe is the same pool: FanOut starts the workers, closes every
 // channel at the right time, and the sink reads while they work.
 func workerPoolPipe(jobs []int, workers int) ([]int, error) {
-	p := pipeline.New(context.Background())
+	p := newPipeline(context.Background())
 	squares := pipeline.FanOut(p, pipeline.Generate(p, jobs...), workers,
 		func(_ context.Context, j int) (int, error) { return j * j, nil })
 	return pipeline.Collect(p, squares)

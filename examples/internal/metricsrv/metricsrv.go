@@ -1,5 +1,7 @@
 // Package metricsrv serves Prometheus metrics of pipelines on /metrics, for
-// the examples' -metrics flag.
+// the examples' -metrics flag, and any other handler (the live view of
+// -http) by the same code path: an address bound to loopback unless a host
+// is given, and a stop that ends every open request.
 package metricsrv
 
 import (
@@ -36,13 +38,29 @@ func Serve(addr string, collectors ...prometheus.Collector) (url string, stop fu
 			return "", nil, err
 		}
 	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	base, stop, err := ServeHandler(addr, mux)
+	if err != nil {
+		return "", nil, err
+	}
+	return base + "metrics", stop, nil
+}
+
+// ServeHandler serves h on http://addr/ (addr completed by Addr) until stop
+// is called, and returns that URL. Stop ends the requests still open (an
+// event stream never ends by itself) and waits for the server to return.
+func ServeHandler(addr string, h http.Handler) (url string, stop func(), err error) {
 	ln, err := net.Listen("tcp", Addr(addr))
 	if err != nil {
 		return "", nil, err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	base, endRequests := context.WithCancel(context.Background())
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return base },
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -50,10 +68,13 @@ func Serve(addr string, collectors ...prometheus.Collector) (url string, stop fu
 			_ = err // the listener failed: nothing more to serve
 		}
 	}()
-	return "http://" + ln.Addr().String() + "/metrics", func() {
+	return "http://" + ln.Addr().String() + "/", func() {
+		endRequests()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(ctx)
+		if srv.Shutdown(ctx) != nil {
+			_ = srv.Close()
+		}
 		<-done
 	}, nil
 }

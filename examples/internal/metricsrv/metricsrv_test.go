@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -37,4 +38,44 @@ func TestServe(t *testing.T) {
 	require.NoError(t, resp.Body.Close())
 	require.NoError(t, err)
 	assert.Contains(t, string(body), `pipeline_stage_items_out_total{kind="generate",pipeline="t",stage="generate#1"} 3`)
+}
+
+func TestServeHandler(t *testing.T) {
+	streaming := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/stream" { // an endless response, as an event stream is
+			w.WriteHeader(http.StatusOK)
+			http.NewResponseController(w).Flush()
+			close(streaming)
+			<-r.Context().Done()
+			return
+		}
+		_, _ = io.WriteString(w, "hello")
+	})
+	url, stop, err := metricsrv.ServeHandler(":0", h)
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(url, "http://127.0.0.1:"), url)
+	assert.True(t, strings.HasSuffix(url, "/"), url)
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, resp.Body.Close())
+	require.NoError(t, err)
+	assert.Equal(t, "hello", string(body))
+
+	stream, err := http.Get(url + "stream")
+	require.NoError(t, err)
+	<-streaming
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	select {
+	case <-stopped: // the open stream did not hold stop up
+	case <-time.After(10 * time.Second):
+		t.Fatal("stop waited for an open stream")
+	}
+	_, _ = io.Copy(io.Discard, stream.Body)
+	require.NoError(t, stream.Body.Close())
+
+	_, _, err = metricsrv.ServeHandler("256.0.0.1:0", h)
+	assert.Error(t, err)
 }
