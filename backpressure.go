@@ -35,15 +35,26 @@ func DropOnFull[T any](p *Pipeline, in <-chan T, n int, opts ...StageOption) <-c
 	return build(p, queueSpec("droponfull", n, opts), queueOpts(n, opts), func(nd *node[T, T]) {
 		tell := discarder[T]()
 		nd.each(func(t *counters) func(T) bool {
+			drop := func(v T) {
+				t.dropped.Add(1)
+				if tell {
+					discard(v, ErrDropped)
+				}
+			}
 			return func(v T) bool {
+				if p.track != nil { // under a Checkpoint: v goes with its ticket
+					if trySendTagged(p, t, nd.out, v) {
+						t.out.Add(1)
+					} else if !p.cancelled() {
+						drop(v)
+					}
+					return true
+				}
 				select {
 				case nd.out <- v:
 					t.out.Add(1)
 				default:
-					t.dropped.Add(1)
-					if tell {
-						discard(v, ErrDropped)
-					}
+					drop(v)
 				}
 				return true
 			}

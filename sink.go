@@ -59,11 +59,12 @@ func Collect[T any](p *Pipeline, in <-chan T) ([]T, error) {
 	}
 	var out []T
 	for {
-		v, ok := src.receive(p)
+		v, k, ok := src.receiveTagged(p)
 		if !ok {
 			break
 		}
 		out = append(out, v)
+		k.release() // handled: collected (k is nil without a Checkpoint)
 	}
 	leave()
 	return out, p.Wait()
@@ -118,12 +119,13 @@ func Reduce[T, A any](p *Pipeline, in <-chan T, init A, fn func(A, T) A) (A, err
 			}
 		}()
 		for {
-			v, ok := src.receive(p)
+			v, k, ok := src.receiveTagged(p)
 			if !ok {
 				return
 			}
 			cur = v
 			acc = fn(acc, v)
+			k.release()
 		}
 	}()
 	return acc, p.Wait()
@@ -141,8 +143,9 @@ func First[T any](p *Pipeline, in <-chan T) (T, bool, error) {
 		leave()
 		return zero, false, p.Wait()
 	}
-	v, ok := src.receive(p)
+	v, k, ok := src.receiveTagged(p)
 	if ok {
+		k.release()
 		p.endEarly()
 	}
 	leave()
@@ -155,7 +158,9 @@ func First[T any](p *Pipeline, in <-chan T) (T, bool, error) {
 func Drain[T any](p *Pipeline, in <-chan T) error {
 	src, leave, err := inlineSink(p, "drain", in, "", true)
 	for ok := err == nil; ok; {
-		_, ok = src.receive(p)
+		var k *tag
+		_, k, ok = src.receiveTagged(p)
+		k.release()
 	}
 	leave()
 	return p.Wait()
@@ -183,13 +188,14 @@ func All[T any](p *Pipeline, in <-chan T) iter.Seq[T] {
 			_ = p.Wait()
 		}()
 		for {
-			v, ok := src.receive(p)
+			v, k, ok := src.receiveTagged(p)
 			if !ok {
 				break
 			}
 			if !yield(v) {
 				return
 			}
+			k.release()
 		}
 		ended = true
 	}
@@ -222,13 +228,14 @@ func AllErr[T any](p *Pipeline, in <-chan T) iter.Seq2[T, error] {
 			_ = p.Wait()
 		}()
 		for {
-			v, ok := src.receive(p)
+			v, k, ok := src.receiveTagged(p)
 			if !ok {
 				break
 			}
 			if !yield(v, nil) {
 				return
 			}
+			k.release()
 		}
 		ended = true
 		left = true

@@ -65,9 +65,12 @@ func FromChan[T any](p *Pipeline, ch <-chan T, opts ...StageOption) <-chan T {
 	}
 	return source(p, "fromchan", opts, "", ch, func(_ context.Context, in inlet[T], emit func(T) error) error {
 		for {
-			v, ok := in.next(p)
+			v, k, ok := in.nextTagged(p)
 			if !ok {
 				return nil // closed, stopped, or cancelled (recorded by next)
+			}
+			if k != nil { // an item of a Checkpoint's source: it would be lost
+				return fmt.Errorf("%w: FromChan forwards items as new ones: read the channel with a stage", ErrUntracked)
 			}
 			if err := emit(v); err != nil {
 				return err
@@ -110,7 +113,13 @@ func source[T any](p *Pipeline, kind string, opts []StageOption, bad string, fro
 	// A source whose fn is not one of the built-in loops (Produce, the
 	// reader sources) has Produce's emit and context.
 	produce := kind != "generate" && kind != "fromseq" && kind != "fromchan"
-	sp := spec{kind: kind, workers: 1, outs: 1, allowed: optsBasic, source: true, bad: bad}
+	var cp *Checkpoint // the Checkpoint following the source's items, if any
+	if c, _ := configure(opts).checkpoint.(*Checkpoint); c != nil {
+		var zero T
+		_, positioned := any(zero).(Positioned)
+		cp, bad = c, firstProblem(bad, c.problem(p, positioned))
+	}
+	sp := spec{kind: kind, workers: 1, outs: 1, allowed: optsBasic | optCheckpoint, source: true, bad: bad}
 	start := func(n *node[T, T]) {
 		ctr, out := &n.s.ctr[0], n.out
 		var stop <-chan struct{} // nil: a taken item is delivered despite Stop
@@ -138,7 +147,15 @@ func source[T any](p *Pipeline, kind string, opts []StageOption, bad string, fro
 				p.recordInterrupt()
 				return context.Cause(p.ctx)
 			}
-			if err := deliverTimed(p, ctr, out, v, stop); err != nil {
+			if p.track != nil {
+				var k *tag
+				if cp != nil {
+					k = cp.issue(v)
+				}
+				if err := deliverTagged(p, ctr, out, v, k, stop); err != nil {
+					return err
+				}
+			} else if err := deliverTimed(p, ctr, out, v, stop); err != nil {
 				return err
 			}
 			ctr.out.Add(1)

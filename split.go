@@ -14,7 +14,7 @@ func Tee[T any](p *Pipeline, in <-chan T, n int, opts ...StageOption) []<-chan T
 		nd.each(func(t *counters) func(T) bool {
 			return func(v T) bool {
 				for _, o := range nd.outs {
-					if !send(p, o, v) {
+					if !sendHeld(p, t, o, v) {
 						return false
 					}
 				}
