@@ -146,6 +146,12 @@ func printSummary(w io.Writer, cfg Config, s Summary, err error) {
 	case s.Stopped:
 		fmt.Fprintln(w, "  stopped early: every file found before the stop was committed")
 	}
+	if s.Resumed > 0 {
+		fmt.Fprintf(w, "  resumed       after the %d files an interrupted run committed\n", s.Resumed)
+	}
+	if err != nil || s.Stopped {
+		fmt.Fprintf(w, "  checkpoint    %d files done: run again to resume after them\n", s.Next)
+	}
 	fmt.Fprintf(w, "  files         %d\n", s.Files)
 	fmt.Fprintf(w, "  declarations  %d\n", s.Declarations)
 	fmt.Fprintf(w, "  skipped       %d (could not be parsed)\n", s.Skipped)
