@@ -47,7 +47,13 @@ func (k *tag) hold() *tag {
 // release gives back one reference; the last one leaves the window (a root
 // ticket) or releases the members (a group).
 func (k *tag) release() {
-	if k == nil || k.refs.Add(-1) != 0 {
+	if k != nil { // inlined: nothing to call for an untracked item
+		k.drop()
+	}
+}
+
+func (k *tag) drop() {
+	if k.refs.Add(-1) != 0 {
 		return
 	}
 	if k.w != nil {

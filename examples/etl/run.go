@@ -35,7 +35,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("etl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.Src, "src", "", "tree to index (default: $(go env GOROOT)/src)")
-	fs.StringVar(&o.DB, "db", "index.db", "SQLite database to create")
+	fs.StringVar(&o.DB, "db", "index.db", "SQLite database to create, or to resume an interrupted run in")
 	fs.IntVar(&o.Workers, "workers", runtime.NumCPU(), "parse workers")
 	fs.IntVar(&o.BatchSize, "batch", 500, "rows per transaction")
 	fs.DurationVar(&o.BatchWait, "batch-wait", 200*time.Millisecond, "longest a row waits for its batch")
