@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -192,6 +193,20 @@ var ckShapes = map[string]func(p *pipeline.Pipeline, src <-chan ck, r *rand.Rand
 			c.led.done(c.id)
 			return nil
 		})
+	},
+	"buffer-throttle-all": func(p *pipeline.Pipeline, src <-chan ck, r *rand.Rand) error {
+		nap := napper(r.Uint64(), 300*time.Microsecond)
+		buffered := pipeline.Buffer(p, src, 1+r.IntN(50))
+		throttled := pipeline.Throttle(p, buffered, time.Microsecond, 8)
+		mapped := pipeline.FanOut(p, throttled, 1+r.IntN(4), func(_ context.Context, c ck) (ck, error) {
+			nap(c.id)
+			return c, nil
+		})
+		for c := range pipeline.All(p, mapped) { // the loop body is the sink's call
+			nap(c.id + 1)
+			c.led.done(c.id)
+		}
+		return p.Wait()
 	},
 	"keyed-throttlekeyed-deadletters": func(p *pipeline.Pipeline, src <-chan ck, r *rand.Rand) error {
 		salt, nap := r.Uint64(), napper(r.Uint64(), 300*time.Microsecond)
@@ -414,4 +429,100 @@ func TestCheckpointInvalid(t *testing.T) {
 		})
 	}
 	assert.NotPanics(t, func() { pipeline.NewCheckpoint(nil, time.Second, commit) })
+}
+
+// seqItem is a Positioned int, for the benchmark.
+type seqItem int
+
+func (s seqItem) Position() pipeline.Position {
+	return pipeline.Position{Offset: int64(s), End: int64(s) + 1, Line: int64(s) + 1, EndLine: int64(s) + 2}
+}
+
+// BenchmarkCheckpoint is the cost per item of following it: a source, a
+// FanOut of four workers, a Filter and a sink, without and with a Checkpoint.
+func BenchmarkCheckpoint(b *testing.B) {
+	for _, followed := range []bool{false, true} {
+		b.Run(fmt.Sprintf("checkpoint=%v", followed), func(b *testing.B) {
+			b.ReportAllocs()
+			p := pipeline.New(context.Background())
+			var opts []pipeline.StageOption
+			if followed {
+				opts = append(opts, pipeline.NewCheckpoint(p, time.Millisecond, func(context.Context, pipeline.Position) error { return nil }).Option())
+			}
+			src := pipeline.FromSeq(p, func(yield func(seqItem) bool) {
+				for i := range b.N {
+					if !yield(seqItem(i)) {
+						return
+					}
+				}
+			}, opts...)
+			mapped := pipeline.FanOut(p, src, 4, func(_ context.Context, s seqItem) (seqItem, error) { return s, nil })
+			kept := pipeline.Filter(p, mapped, func(s seqItem) bool { return s%2 == 0 })
+			require.NoError(b, pipeline.Drain(p, kept))
+		})
+	}
+}
+
+// TestCheckpointResumesFileLines: a FileLines job stopped or cancelled at
+// random moments and resumed from its last commit each time handles every
+// line; when it is only ever stopped, every line exactly once.
+func TestCheckpointResumesFileLines(t *testing.T) {
+	r := newRand(t)
+	const n = 3000
+	path := t.TempDir() + "/in.txt"
+	var text []byte
+	for i := range n {
+		text = fmt.Appendf(text, "line %d\n", i+1)
+	}
+	require.NoError(t, os.WriteFile(path, text, 0o644))
+	for _, hard := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cancel=%v", hard), func(t *testing.T) {
+			seen := make([]atomic.Int32, n+1)
+			var saved pipeline.Position
+			for run := 0; ; run++ {
+				require.Less(t, run, 1000, "the job never ends")
+				ctx, cancel := context.WithCancel(context.Background())
+				p := pipeline.New(ctx)
+				cp := pipeline.NewCheckpoint(p, time.Millisecond, func(_ context.Context, pos pipeline.Position) error {
+					saved = pos
+					return nil
+				})
+				lines := pipeline.FileLines(p, path, saved, 80, cp.Option())
+				mapped := pipeline.FanOut(p, lines, 4, func(_ context.Context, l pipeline.Line) (int64, error) {
+					jitter(int(l.Pos.Line))
+					return l.Pos.Line, nil
+				})
+				timer := time.AfterFunc(time.Duration(r.IntN(3000))*time.Microsecond, func() {
+					if hard {
+						cancel()
+					} else {
+						p.Stop()
+					}
+				})
+				err := pipeline.ForEach(p, mapped, 2, func(_ context.Context, line int64) error {
+					seen[line].Add(1)
+					return nil
+				})
+				timer.Stop()
+				cancel()
+				if err != nil {
+					require.ErrorIs(t, err, context.Canceled)
+				}
+				for line := int64(1); line < saved.Line; line++ {
+					require.Positive(t, seen[line].Load(), "run %d: line %d is before the commit %v", run, line, saved)
+				}
+				if saved.Offset == int64(len(text)) {
+					t.Logf("%d runs", run+1)
+					break
+				}
+			}
+			for line := 1; line <= n; line++ {
+				if hard {
+					assert.Positive(t, seen[line].Load(), "line %d", line)
+				} else {
+					assert.Equal(t, int32(1), seen[line].Load(), "line %d", line)
+				}
+			}
+		})
+	}
 }
