@@ -526,3 +526,38 @@ func TestCheckpointResumesFileLines(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckpointCollectErrors: under CollectErrors a failed item is not
+// handled: the pipeline goes on, and commits stop before it.
+func TestCheckpointCollectErrors(t *testing.T) {
+	for _, ordered := range []bool{false, true} {
+		led := newLedger(100)
+		p := pipeline.New(context.Background(), pipeline.CollectErrors())
+		cp := pipeline.NewCheckpoint(p, time.Millisecond, led.commit)
+		fn := func(_ context.Context, c ck) (ck, error) {
+			if c.id == 40 {
+				return c, errors.New("fails")
+			}
+			return c, nil
+		}
+		src := ckSource(p, led, 100, cp.Option())
+		var out <-chan ck
+		if ordered {
+			out = pipeline.FanOutOrdered(p, src, 3, fn)
+		} else {
+			out = pipeline.FanOut(p, src, 3, fn)
+		}
+		var handled atomic.Int64
+		err := pipeline.ForEach(p, out, 2, func(_ context.Context, c ck) error {
+			c.led.done(c.id)
+			handled.Add(1)
+			return nil
+		})
+		require.Error(t, err)
+		assert.Equal(t, int64(99), handled.Load(), "the pipeline went on")
+		led.check(t)
+		last, ok := led.last()
+		require.True(t, ok)
+		assert.Equal(t, int64(40), last.Offset, "ordered=%v: commits stop before the failed item", ordered)
+	}
+}

@@ -133,7 +133,7 @@ func runKeyed[K comparable, T, R any](n *node[T, R], q *keyTable[K, T], key func
 				t.cur = tk
 				goOn := !(p.cancelled() && p.gaveUp()) && callAndSend(c, t, out, v)
 				if goOn {
-					tk.release() // handled (an unhandled item keeps its ticket)
+					t.cur.release() // handled (settle keeps a failed item's ticket)
 				}
 				t.cur = nil
 				q.mu.Lock()

@@ -51,7 +51,10 @@ func runOrdered[T, R any](n *node[T, R], window int, c *caller[T, R]) {
 			t.called.Add(1)
 			state := uint8(1)
 			if err != nil {
-				if !c.settle(t, v, err) {
+				t.cur = k // settle keeps a failed item's ticket
+				goOn := c.settle(t, v, err)
+				k, t.cur = t.cur, nil
+				if !goOn {
 					o.abort()
 					return
 				}
