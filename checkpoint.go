@@ -105,7 +105,9 @@ func NewCheckpoint(p *Pipeline, every time.Duration, commit func(ctx context.Con
 }
 
 // Option returns the option that makes a source's items followed by c. The
-// source's item type must be [Positioned]; only one source may have it.
+// source's item type must be [Positioned]; only one source may have it. Its
+// items must be emitted in the order of their positions (a [Produce]
+// function that calls emit from several goroutines must keep that order).
 func (c *Checkpoint) Option() StageOption {
 	return func(cfg *stageConfig) {
 		cfg.used |= optCheckpoint
