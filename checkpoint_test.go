@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -320,10 +321,22 @@ func TestCheckpointBounded(t *testing.T) {
 		}
 		return c, nil
 	})
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	var early, late uint64
 	go func() {
+		for passed.Load() < n/4 {
+			time.Sleep(time.Millisecond)
+		}
+		early = heap()
 		for passed.Load() < n-1 {
 			time.Sleep(time.Millisecond)
 		}
+		late = heap()
 		last, _ := led.last()
 		assert.Equal(t, int64(stuck), last.Offset, "commits wait at the stuck item")
 		close(release)
@@ -337,6 +350,9 @@ func TestCheckpointBounded(t *testing.T) {
 	led.check(t)
 	_, peak := cp.InFlight()
 	assert.Less(t, peak, 1000, "what the Checkpoint holds is bounded by the items in flight")
+	// 150,000 items went past the stuck one between the two samples: a few
+	// bytes kept for each would show.
+	assert.Less(t, int64(late)-int64(early), int64(2<<20), "the heap grew from %d to %d bytes", early, late)
 	last, _ := led.last()
 	assert.Equal(t, int64(n), last.Offset)
 }
