@@ -58,9 +58,15 @@ type Checkpoint struct {
 	mu        sync.Mutex // one commit at a time
 	last      Position   // the position committed last
 	committed bool
-	due       atomic.Int64 // when (monotonic) a commit may come next
-	timer     *time.Timer  // a commit due later, if the mark moved before due
 	ended     bool
+	due       atomic.Int64 // when (monotonic) a commit may come next
+
+	// A commit due later, if the mark moved before due. tmu is never held
+	// during a commit: a worker telling of progress never waits for one.
+	tmu       sync.Mutex
+	timer     *time.Timer
+	scheduled atomic.Bool
+	closed    bool // no timer may start: the pipeline ended
 }
 
 // NewCheckpoint returns a Checkpoint for p that calls commit at most about
@@ -154,27 +160,32 @@ func (c *Checkpoint) issue(v any) *tag {
 
 // advanced is told when the oldest item in flight is handled: it commits if
 // the interval has passed, and otherwise makes sure a commit comes when it
-// has.
+// has. A commit under way already will be followed by the next one.
 func (c *Checkpoint) advanced() {
 	now := int64(monotonic())
-	if now < c.due.Load() {
-		c.mu.Lock()
-		if c.timer == nil && !c.ended {
-			c.timer = time.AfterFunc(time.Duration(c.due.Load()-now), c.tick)
-		}
-		c.mu.Unlock()
+	due := c.due.Load()
+	if now >= due {
+		c.tick()
 		return
 	}
-	c.tick()
+	if c.scheduled.Load() {
+		return
+	}
+	c.tmu.Lock()
+	if !c.closed && !c.scheduled.Load() {
+		c.scheduled.Store(true)
+		c.timer = time.AfterFunc(time.Duration(due-now), c.tick)
+	}
+	c.tmu.Unlock()
 }
 
 // tick commits the mark now, unless another commit is under way.
 func (c *Checkpoint) tick() {
+	c.scheduled.Store(false)
 	if !c.mu.TryLock() {
 		return
 	}
 	defer c.mu.Unlock()
-	c.timer = nil
 	if c.ended || c.p.cancelled() { // the end commits what is handled
 		return
 	}
@@ -186,13 +197,15 @@ func (c *Checkpoint) tick() {
 
 // end is the last commit, when the pipeline ends.
 func (c *Checkpoint) end() error {
+	c.tmu.Lock()
+	c.closed = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.tmu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.ended = true
-	if c.timer != nil {
-		c.timer.Stop()
-		c.timer = nil
-	}
 	if err := c.commitMark(context.WithoutCancel(c.p.ctx)); err != nil {
 		return &StageError{Stage: "checkpoint", Err: err}
 	}
