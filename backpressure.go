@@ -33,18 +33,31 @@ func DropOnFull[T any](p *Pipeline, in <-chan T, n int, opts ...StageOption) <-c
 	return build(p, queueSpec("droponfull", n, opts), queueOpts(n, opts), func(nd *node[T, T]) {
 		tell := discarder[T]()
 		nd.each(func(t *counters, v T) bool {
+			if p.track != nil { // under a Checkpoint: v goes with its ticket
+				if trySendTagged(p, t, nd.out, v) {
+					t.out.Add(1)
+				} else if !p.cancelled() {
+					dropItem(t, v, tell)
+				}
+				return true
+			}
 			select {
 			case nd.out <- v:
 				t.out.Add(1)
 			default:
-				t.dropped.Add(1)
-				if tell {
-					discard(v, ErrDropped)
-				}
+				dropItem(t, v, tell)
 			}
 			return true
 		})
 	}, in).out
+}
+
+// dropItem counts v dropped by DropOnFull on t, and tells it so if tell.
+func dropItem[T any](t *counters, v T, tell bool) {
+	t.dropped.Add(1)
+	if tell {
+		discard(v, ErrDropped)
+	}
 }
 
 // queueOpts is opts with BufferSize(n) last, for a stage whose queue is its

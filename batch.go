@@ -37,10 +37,22 @@ type batcher[T any] struct {
 	t    *counters
 	size int
 	cur  []T
+	tags []*tag // under a Checkpoint, the tickets of cur's items
 }
 
+// What the batcher's wait ended with.
+const (
+	gotItem = iota // an item, or the input closed
+	gotExpired
+	gotStop
+	gotDone
+)
+
 // add appends v and sends the batch if it is full; false means stop.
-func (b *batcher[T]) add(v T) bool {
+func (b *batcher[T]) add(v T, k *tag) bool {
+	if b.p.track != nil {
+		b.tags = append(b.tags, k)
+	}
 	if b.cur == nil {
 		// A batch costs what it holds: a huge size with a maxWait must not
 		// reserve size items up front.
@@ -64,11 +76,15 @@ func (b *batcher[T]) flush() bool {
 		return true
 	}
 	n := uint64(len(b.cur))
-	if deliverTimed(b.p, b.t, b.out, b.cur, nil) != nil {
+	if b.p.track != nil { // under a Checkpoint: the batch holds its items' tickets
+		if deliverTagged(b.p, b.t, b.out, b.cur, group(b.tags), nil) != nil {
+			return false
+		}
+	} else if deliverTimed(b.p, b.t, b.out, b.cur, nil) != nil {
 		return false
 	}
 	b.t.out.Add(n)
-	b.cur = nil
+	b.cur, b.tags = nil, nil
 	return true
 }
 
@@ -91,9 +107,17 @@ func (b *batcher[T]) run(src inlet[T], maxWait time.Duration) {
 	if src.foreign {
 		done = b.p.done
 	}
+	var l *lane // under a Checkpoint, the lane of in: tickets beside items
+	if b.p.track != nil && !src.foreign {
+		l = b.p.track.laneOf(in, cap(in))
+	}
 	for {
 		var v T
 		var ok bool
+		ev := gotItem
+		if l != nil {
+			l.recv.Lock()
+		}
 		select {
 		case v, ok = <-in:
 		default:
@@ -102,28 +126,40 @@ func (b *batcher[T]) run(src inlet[T], maxWait time.Duration) {
 			start := monotonic()
 			select {
 			case v, ok = <-in:
-				b.t.recvWait.Add(int64(monotonic() - start))
 			case <-expired:
-				b.t.recvWait.Add(int64(monotonic() - start))
-				expired = nil
-				if !b.flush() {
-					return
-				}
-				continue
+				ev = gotExpired
 			case <-stop:
-				b.t.recvWait.Add(int64(monotonic() - start))
-				stop = nil
-				expired = nil
-				timer.Stop()
-				if !b.flush() || src.foreign {
-					return
-				}
-				continue
+				ev = gotStop
 			case <-done:
-				b.t.recvWait.Add(int64(monotonic() - start))
-				b.p.interrupted()
+				ev = gotDone
+			}
+			b.t.recvWait.Add(int64(monotonic() - start))
+		}
+		var k *tag
+		if l != nil {
+			if ev == gotItem && ok {
+				k = l.pop()
+			}
+			l.recv.Unlock()
+		}
+		switch ev {
+		case gotExpired:
+			expired = nil
+			if !b.flush() {
 				return
 			}
+			continue
+		case gotStop:
+			stop = nil
+			expired = nil
+			timer.Stop()
+			if !b.flush() || src.foreign {
+				return
+			}
+			continue
+		case gotDone:
+			b.p.interrupted()
+			return
 		}
 		if !ok {
 			b.flush()
@@ -134,12 +170,12 @@ func (b *batcher[T]) run(src inlet[T], maxWait time.Duration) {
 		}
 		if src.foreign && b.p.stopped.Load() {
 			// Stop came while the item was taken: it is the last one.
-			if b.add(v) {
+			if b.add(v, k) {
 				b.flush()
 			}
 			return
 		}
-		if !b.add(v) {
+		if !b.add(v, k) {
 			return
 		}
 		switch {

@@ -75,8 +75,12 @@ func send[T any](p *Pipeline, out chan<- T, v T) bool {
 	return deliver(p, out, v, nil) == nil
 }
 
-// sendCounted is send that counts v as sent (Out) on t.
+// sendCounted is send that counts v as sent (Out) on t. Under a checkpoint
+// v goes with the ticket of the item t's worker holds.
 func sendCounted[T any](p *Pipeline, t *counters, out chan<- T, v T) bool {
+	if p.track != nil {
+		return sendTagged(p, t, out, v, t.cur.hold())
+	}
 	if deliverTimed(p, t, out, v, nil) != nil {
 		return false
 	}
@@ -157,6 +161,9 @@ func deliverTimed[T any](p *Pipeline, t *counters, out chan<- T, v T, stop <-cha
 // nextTimed is next that adds to t's RecvWait the time spent waiting on an
 // empty input. Only the slow path reads the clock.
 func (in inlet[T]) nextTimed(p *Pipeline, t *counters) (v T, ok bool) {
+	if p.track != nil {
+		return in.nextHeld(p, t)
+	}
 	if !in.foreign || !p.stopped.Load() {
 		select {
 		case v, ok = <-in.ch:
@@ -172,4 +179,105 @@ func (in inlet[T]) nextTimed(p *Pipeline, t *counters) (v T, ok bool) {
 	v, ok = in.next(p)
 	t.recvWait.Add(int64(monotonic() - start))
 	return v, ok
+}
+
+// ---- under a Checkpoint (see tag.go) ----
+
+// sendHeld is send under a checkpoint: v goes with the ticket of the item t's
+// worker holds (a FlatMap child, a Tee branch). Without one it is send.
+func sendHeld[T any](p *Pipeline, t *counters, out chan<- T, v T) bool {
+	if p.track != nil {
+		return deliverTagged(p, t, out, v, t.cur.hold(), nil) == nil
+	}
+	return send(p, out, v)
+}
+
+// sendTagged is sendCounted with the ticket k (a reference it takes over).
+func sendTagged[T any](p *Pipeline, t *counters, out chan<- T, v T, k *tag) bool {
+	if deliverTagged(p, t, out, v, k, nil) != nil {
+		return false
+	}
+	t.out.Add(1)
+	return true
+}
+
+// deliverTagged is deliverTimed with the ticket k (a reference it takes
+// over) pushed on out's lane first. If v is not sent, k is kept, never
+// released: the item is not handled, so no commit may pass it.
+func deliverTagged[T any](p *Pipeline, t *counters, out chan<- T, v T, k *tag, stop <-chan struct{}) error {
+	l := p.track.laneOf(out, cap(out))
+	l.send.Lock()
+	defer l.send.Unlock()
+	if err := l.push(k); err != nil {
+		p.fail(err)
+		return err
+	}
+	err := deliverTimed(p, t, out, v, stop)
+	if err != nil {
+		l.unpush()
+	}
+	return err
+}
+
+// sendWith is sendCounted with the ticket k (a reference it takes over) for
+// a stage that keeps items' tickets itself (FanOutOrdered, ThrottleKeyed).
+func sendWith[T any](p *Pipeline, t *counters, out chan<- T, v T, k *tag) bool {
+	if p.track != nil {
+		return sendTagged(p, t, out, v, k)
+	}
+	return sendCounted(p, t, out, v)
+}
+
+// trySendTagged sends v with t's ticket only if out has room now (DropOnFull).
+func trySendTagged[T any](p *Pipeline, t *counters, out chan<- T, v T) bool {
+	l := p.track.laneOf(out, cap(out))
+	l.send.Lock()
+	defer l.send.Unlock()
+	if err := l.push(t.cur.hold()); err != nil {
+		p.fail(err)
+		return false
+	}
+	select {
+	case out <- v:
+		return true
+	default:
+		l.unpush()
+		t.cur.release() // the reference just taken: the item is dropped
+		return false
+	}
+}
+
+// nextHeld is nextTimed under a checkpoint: it releases the ticket of the
+// item t's worker held (that item is handled: the worker asks for the next)
+// and holds the next item's.
+func (in inlet[T]) nextHeld(p *Pipeline, t *counters) (v T, ok bool) {
+	t.cur.release()
+	v, t.cur, ok = in.nextTagged(p)
+	return v, ok
+}
+
+// nextTagged is next that also returns the item's ticket (nil: untracked).
+// An item taken once the pipeline is cancelled is not handed on (ok is
+// false) and its ticket is kept, so that no commit passes it.
+func (in inlet[T]) nextTagged(p *Pipeline) (v T, k *tag, ok bool) {
+	if v, k, ok = in.receiveTagged(p); ok && p.cancelled() {
+		p.recordInterrupt()
+		return v, nil, false
+	}
+	return v, k, ok
+}
+
+// receiveTagged is receive that also returns the item's ticket.
+func (in inlet[T]) receiveTagged(p *Pipeline) (v T, k *tag, ok bool) {
+	if p.track == nil || in.foreign {
+		v, ok = in.receive(p)
+		return v, nil, ok
+	}
+	l := p.track.laneOf(in.ch, cap(in.ch))
+	l.recv.Lock()
+	if v, ok = <-in.ch; ok {
+		k = l.pop()
+	}
+	l.recv.Unlock()
+	return v, k, ok
 }

@@ -241,7 +241,7 @@ func (c *caller[T, R]) settle(t *counters, v T, err error) bool {
 	se := &StageError{Stage: c.s.name, Item: v, Err: err}
 	if c.cfg.onError != nil {
 		if herr := c.cfg.handle(se); herr != nil {
-			return c.p.failItem(c.s.index, herr)
+			return c.failed(t, herr)
 		}
 	}
 	if c.cfg.dead != nil {
@@ -257,7 +257,17 @@ func (c *caller[T, R]) settle(t *counters, v T, err error) bool {
 		}
 		return true
 	}
-	return c.p.failItem(c.s.index, se)
+	return c.failed(t, se)
+}
+
+// failed records the failure of the item t's worker holds. Under a
+// Checkpoint the item is not handled: its ticket is kept, so that no commit
+// passes it (under CollectErrors the stage goes on).
+func (c *caller[T, R]) failed(t *counters, err error) bool {
+	if c.p.track != nil {
+		t.cur = nil
+	}
+	return c.p.failItem(c.s.index, err)
 }
 
 // callAndSend calls c on v and sends the result on out (counted); an error

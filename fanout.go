@@ -48,12 +48,19 @@ func FlatMap[T, R any](p *Pipeline, in <-chan T, workers int, fn func(ctx contex
 				if p.cancelled() && p.gaveUp() {
 					return context.Cause(p.ctx)
 				}
-				select {
-				case out <- r:
-				default:
-					if err := slot.yield(p.ctx, func() bool { return send(p, out, r) }); err != nil {
+				if p.track != nil { // under a Checkpoint: r goes with its parent's ticket
+					if err := slot.yield(p.ctx, func() bool { return sendHeld(p, t, out, r) }); err != nil {
 						p.interrupted()
 						return err
+					}
+				} else {
+					select {
+					case out <- r:
+					default:
+						if err := slot.yield(p.ctx, func() bool { return send(p, out, r) }); err != nil {
+							p.interrupted()
+							return err
+						}
 					}
 				}
 				t.out.Add(1)

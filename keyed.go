@@ -78,6 +78,7 @@ type keyLine[T any] struct {
 
 type keyItem[T any] struct {
 	v    T
+	k    *tag // its ticket, under a Checkpoint
 	next *keyItem[T]
 }
 
@@ -96,7 +97,7 @@ func runKeyed[K comparable, T, R any](n *node[T, R], q *keyTable[K, T], key func
 			}
 			q.receiving = true
 			q.mu.Unlock()
-			v, ok := n.in.next(p)
+			v, tk, ok := n.in.nextTagged(p) // tk: the ticket, under a Checkpoint
 			var k K
 			alone := false
 			if ok {
@@ -117,7 +118,7 @@ func runKeyed[K comparable, T, R any](n *node[T, R], q *keyTable[K, T], key func
 			var line *keyLine[T]
 			if !alone {
 				if l := q.keys[k]; l != nil {
-					q.join(l, v)
+					q.join(l, v, tk)
 					continue
 				}
 				line = q.newLine()
@@ -129,7 +130,12 @@ func runKeyed[K comparable, T, R any](n *node[T, R], q *keyTable[K, T], key func
 					q.work.Signal() // someone else takes the input meanwhile
 				}
 				q.mu.Unlock()
+				t.cur = tk
 				goOn := !(p.cancelled() && p.gaveUp()) && callAndSend(c, t, out, v)
+				if goOn {
+					t.cur.release() // handled (settle keeps a failed item's ticket)
+				}
+				t.cur = nil
 				q.mu.Lock()
 				if !goOn {
 					q.abort()
@@ -139,7 +145,7 @@ func runKeyed[K comparable, T, R any](n *node[T, R], q *keyTable[K, T], key func
 				if line == nil || line.head == nil {
 					break
 				}
-				v = q.leave(line)
+				v, tk = q.leave(line)
 				*cur = v
 			}
 			q.busy--
@@ -175,13 +181,13 @@ func (q *keyTable[K, T]) newLine() *keyLine[T] {
 }
 
 // join appends v to l. q.mu is held.
-func (q *keyTable[K, T]) join(l *keyLine[T], v T) {
+func (q *keyTable[K, T]) join(l *keyLine[T], v T, k *tag) {
 	it := q.spare
 	if it == nil {
 		it = &keyItem[T]{}
 	}
 	q.spare, it.next = it.next, nil
-	it.v = v
+	it.v, it.k = v, k
 	if l.tail == nil {
 		l.head = it
 	} else {
@@ -193,17 +199,17 @@ func (q *keyTable[K, T]) join(l *keyLine[T], v T) {
 
 // leave removes and returns the first item of l, which is not empty. q.mu
 // is held.
-func (q *keyTable[K, T]) leave(l *keyLine[T]) T {
+func (q *keyTable[K, T]) leave(l *keyLine[T]) (T, *tag) {
 	it := l.head
 	l.head = it.next
 	if l.head == nil {
 		l.tail = nil
 	}
-	v := it.v
+	v, k := it.v, it.k
 	var zero T
-	it.v, it.next, q.spare = zero, q.spare, it
+	it.v, it.k, it.next, q.spare = zero, nil, q.spare, it
 	q.pending--
-	return v
+	return v, k
 }
 
 // held reports the calls in flight, the items waiting and the keys in

@@ -22,6 +22,8 @@ import (
 var layers = [][]string{
 	{"doc.go"},
 	{"errors.go"},
+	{"position.go"},
+	{"tag.go"},
 	{"limit.go", "retry.go", "breaker.go"},
 	{"slot.go"},
 	{"weighted.go", "adaptive.go"},
@@ -41,6 +43,7 @@ var layers = [][]string{
 	{"engine.go"},
 	{"builder.go"},
 	{"workers.go"},
+	{"checkpoint.go"},
 	// stage files: each uses only the layers above, never another stage file
 	{"source.go", "fanout.go", "ordered.go", "filter.go", "merge.go", "split.go",
 		"backpressure.go", "batch.go", "sink.go", "signal.go", "keyed.go", "throttlekeyed.go", "deadletter.go"},

@@ -32,6 +32,7 @@ const (
 	optBreaker
 	optDeadLetters
 	optPending
+	optCheckpoint
 )
 
 // The option sets of the kinds of stage.
@@ -50,6 +51,7 @@ var optNames = map[optBit]string{
 	optRetry: "Retry", optOnError: "OnError", optLimit: "Limit",
 	optRetryIf: "RetryIf", optRetryBudget: "RetryBudget", optStrict: "StrictTimeout",
 	optBreaker: "Breaker", optDeadLetters: "DeadLetters.Option", optPending: "MaxPending",
+	optCheckpoint: "Checkpoint.Option",
 }
 
 // stageConfig is what a stage's options set.
@@ -72,6 +74,8 @@ type stageConfig struct {
 	strict    bool             // StrictTimeout
 	breaker   *CircuitBreaker  // nil: none
 	dead      deadLetterOut    // nil: no dead letters
+
+	checkpoint any // the *Checkpoint of Checkpoint.Option (checkpoint.go); sources only
 }
 
 // deadLetterOut is where a stage with dead letters sends its failed items
@@ -105,7 +109,7 @@ var noOptions = stageConfig{buf: -1}
 // kind that accepts allowed, or "" if nothing is.
 func (c *stageConfig) problem(kind string, allowed optBit) string {
 	if extra := c.used &^ allowed; extra != 0 {
-		for b := optBit(1); b <= optPending; b <<= 1 {
+		for b := optBit(1); b <= optCheckpoint; b <<= 1 {
 			if extra&b != 0 {
 				return fmt.Sprintf("option %s does not apply to a %s stage", optNames[b], kind)
 			}

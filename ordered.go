@@ -48,6 +48,8 @@ func runOrdered[T, R any](n *node[T, R], window int, c *caller[T, R]) {
 			seq := o.nextIn
 			o.nextIn++
 			o.inMu.Unlock()
+			k := t.cur // under a Checkpoint: the window holds the ticket, not t
+			t.cur = nil
 			if !ok {
 				o.abortIfCancelled(p)
 				returned = true
@@ -61,12 +63,15 @@ func runOrdered[T, R any](n *node[T, R], window int, c *caller[T, R]) {
 			t.called.Add(1)
 			state := uint8(1)
 			if err != nil {
-				if !c.settle(t, v, err) {
+				t.cur = k // settle keeps a failed item's ticket
+				goOn := c.settle(t, v, err)
+				k, t.cur = t.cur, nil
+				if !goOn {
 					return // aborts
 				}
 				state = 2
 			}
-			if !o.put(p, t, out, seq, r, state) {
+			if !o.put(p, t, out, seq, r, state, k) {
 				returned = true
 				return
 			}
@@ -101,12 +106,13 @@ type reorder[R any] struct {
 type slot[R any] struct {
 	v     R
 	state uint8 // 0 empty, 1 value, 2 skipped
+	k     *tag  // the item's ticket, under a Checkpoint
 }
 
 // put stores the result of item seq and, if it is the next to go out, sends
 // it and every consecutive ready result after it. It reports false if the
 // stage must stop (cancelled or aborted by another worker).
-func (o *reorder[R]) put(p *Pipeline, t *counters, out chan R, seq uint64, v R, state uint8) bool {
+func (o *reorder[R]) put(p *Pipeline, t *counters, out chan R, seq uint64, v R, state uint8, k *tag) bool {
 	o.mu.Lock()
 	for seq-o.nextOut >= uint64(len(o.ring)) && !o.aborted {
 		if len(o.ring) < o.max {
@@ -120,7 +126,7 @@ func (o *reorder[R]) put(p *Pipeline, t *counters, out chan R, seq uint64, v R, 
 		p.interrupted() // this worker's result is lost with the stage
 		return false
 	}
-	o.ring[seq%uint64(len(o.ring))] = slot[R]{v: v, state: state}
+	o.ring[seq%uint64(len(o.ring))] = slot[R]{v: v, state: state, k: k}
 	if o.flushing || seq != o.nextOut {
 		o.mu.Unlock()
 		return true
@@ -133,15 +139,20 @@ func (o *reorder[R]) put(p *Pipeline, t *counters, out chan R, seq uint64, v R, 
 		if sl.state == 0 {
 			break
 		}
-		r, st := sl.v, sl.state
-		sl.v, sl.state = zero, 0
+		r, st, k := sl.v, sl.state, sl.k
+		sl.v, sl.state, sl.k = zero, 0, nil
 		o.nextOut++
 		o.room.Broadcast()
 		if st != 1 {
+			if k != nil { // skipped: handled
+				o.mu.Unlock()
+				k.release()
+				o.mu.Lock()
+			}
 			continue
 		}
 		o.mu.Unlock()
-		sent := sendCounted(p, t, out, r)
+		sent := sendWith(p, t, out, r, k)
 		o.mu.Lock()
 		if !sent {
 			o.flushing = false

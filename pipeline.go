@@ -86,6 +86,7 @@ type Pipeline struct {
 	onStop  []context.CancelFunc // source contexts to cancel on Stop
 	buf     int
 	obs     *observers // see WithObserver; nil: none
+	track   *tracking  // see NewCheckpoint; nil: no item is tracked
 
 	collect   bool       // CollectErrors
 	collected []struct { // under CollectErrors, every item's failure

@@ -1,8 +1,8 @@
 package pipeline
 
 // This file holds what the reader sources (lines.go, csv.go) share: the
-// Position of an item in its input, the Line and Record items, ReadError,
-// the argument checks, and opening a file at a saved position.
+// Line and Record items (their Position is in position.go), ReadError, the
+// argument checks, and opening a file at a saved position.
 
 import (
 	"context"
@@ -18,34 +18,6 @@ import (
 // lost, it is simply not emitted, and a resumed run reads it again),
 // cancellation ends them as soon as the read under way returns.
 
-// Position is where an item of a reader source lies in its input. Offsets
-// count bytes from the start of the input (for [Lines] and [CSV], from where
-// the reader stood when the source began; for [FileLines] and [FileCSV],
-// from the start of the file), so input[Offset:End] are exactly the item's
-// bytes, its line ending included. Lines are numbered from 1.
-//
-// To resume a job after the items up to and including x are handled, save
-// x.Pos.Next() and hand it to [FileLines] or [FileCSV] in the next run: it
-// reads on from the item after x, with the same offsets and line numbers.
-type Position struct {
-	Offset  int64 // the byte offset at which the item starts
-	End     int64 // the byte offset just past the item and its line ending: where the next item starts
-	Line    int64 // the line number at Offset
-	EndLine int64 // the line number at End: Line+1 after a line ending, more after a CSV record holding quoted newlines
-}
-
-// Next returns the position at which the item after this one starts: the
-// position to save once this item is handled, and to start from when the job
-// is run again.
-func (p Position) Next() Position {
-	return Position{Offset: p.End, End: p.End, Line: p.EndLine, EndLine: p.EndLine}
-}
-
-// String returns "line L (bytes Offset-End)".
-func (p Position) String() string {
-	return fmt.Sprintf("line %d (bytes %d-%d)", p.Line, p.Offset, p.End)
-}
-
 // Line is one line of text read by [Lines] or [FileLines]. Text is the line
 // without its line ending ("\n", or "\r\n"); Pos covers the ending too.
 type Line struct {
@@ -53,12 +25,18 @@ type Line struct {
 	Pos  Position
 }
 
+// Position returns l.Pos: a Line is [Positioned], for a [Checkpoint].
+func (l Line) Position() Position { return l.Pos }
+
 // Record is one record read by [CSV] or [FileCSV]: its fields, as
 // encoding/csv returns them, and where it lies in the input.
 type Record struct {
 	Fields []string
 	Pos    Position
 }
+
+// Position returns r.Pos: a Record is [Positioned], for a [Checkpoint].
+func (r Record) Position() Position { return r.Pos }
 
 // ErrTooLong is wrapped by the [*ReadError] of a line or record longer than
 // the maximum its source was given.

@@ -58,11 +58,12 @@ func Collect[T any](p *Pipeline, in <-chan T) ([]T, error) {
 	}
 	var out []T
 	for {
-		v, ok := src.receive(p)
+		v, k, ok := src.receiveTagged(p)
 		if !ok {
 			break
 		}
 		out = append(out, v)
+		k.release() // handled: collected (k is nil without a Checkpoint)
 	}
 	leave.leave()
 	return out, p.Wait()
@@ -115,12 +116,13 @@ func Reduce[T, A any](p *Pipeline, in <-chan T, init A, fn func(A, T) A) (A, err
 			}
 		}()
 		for {
-			v, ok := src.receive(p)
+			v, k, ok := src.receiveTagged(p)
 			if !ok {
 				return
 			}
 			cur = v
 			acc = fn(acc, v)
+			k.release()
 		}
 	}()
 	return acc, p.Wait()
@@ -138,8 +140,9 @@ func First[T any](p *Pipeline, in <-chan T) (T, bool, error) {
 		leave.leave()
 		return zero, false, p.Wait()
 	}
-	v, ok := src.receive(p)
+	v, k, ok := src.receiveTagged(p)
 	if ok {
+		k.release()
 		p.endEarly()
 	}
 	leave.leave()
@@ -152,7 +155,9 @@ func First[T any](p *Pipeline, in <-chan T) (T, bool, error) {
 func Drain[T any](p *Pipeline, in <-chan T) error {
 	src, leave, err := inlineSink(p, "drain", in, "", true)
 	for ok := err == nil; ok; {
-		_, ok = src.receive(p)
+		var k *tag
+		_, k, ok = src.receiveTagged(p)
+		k.release()
 	}
 	leave.leave()
 	return p.Wait()
@@ -180,13 +185,14 @@ func All[T any](p *Pipeline, in <-chan T) iter.Seq[T] {
 			_ = p.Wait()
 		}()
 		for {
-			v, ok := src.receive(p)
+			v, k, ok := src.receiveTagged(p)
 			if !ok {
 				break
 			}
 			if !yield(v) {
 				return
 			}
+			k.release()
 		}
 		ended = true
 	}
@@ -219,13 +225,14 @@ func AllErr[T any](p *Pipeline, in <-chan T) iter.Seq2[T, error] {
 			_ = p.Wait()
 		}()
 		for {
-			v, ok := src.receive(p)
+			v, k, ok := src.receiveTagged(p)
 			if !ok {
 				break
 			}
 			if !yield(v, nil) {
 				return
 			}
+			k.release()
 		}
 		ended = true
 		left = true

@@ -67,9 +67,12 @@ func FromChan[T any](p *Pipeline, ch <-chan T, opts ...StageOption) <-chan T {
 	}
 	return source(p, "fromchan", opts, "", ch, func(_ context.Context, in inlet[T], e *emitter[T]) error {
 		for {
-			v, ok := in.next(p)
+			v, k, ok := in.nextTagged(p)
 			if !ok {
 				return nil // closed, stopped, or cancelled (recorded by next)
+			}
+			if k != nil { // an item of a Checkpoint's source: it would be lost
+				return fmt.Errorf("%w: FromChan forwards items as new ones: read the channel with a stage", ErrUntracked)
 			}
 			if err := e.emit(v); err != nil {
 				return err
@@ -112,9 +115,15 @@ func source[T any](p *Pipeline, kind string, opts []StageOption, bad string, fro
 	// A source whose fn is not one of the built-in loops (Produce, the
 	// reader sources) has Produce's emit and context.
 	produce := kind != "generate" && kind != "fromseq" && kind != "fromchan"
-	sp := spec{kind: kind, workers: 1, outs: 1, allowed: optsBasic, source: true, bad: bad}
+	var cp *Checkpoint // the Checkpoint following the source's items, if any
+	if c, _ := configure(opts).checkpoint.(*Checkpoint); c != nil {
+		var zero T
+		_, positioned := any(zero).(Positioned)
+		cp, bad = c, firstProblem(bad, c.problem(p, positioned))
+	}
+	sp := spec{kind: kind, workers: 1, outs: 1, allowed: optsBasic | optCheckpoint, source: true, bad: bad}
 	start := func(n *node[T, T]) {
-		e := &emitter[T]{n: n, ctr: &n.s.ctr[0], ctx: p.ctx, produce: produce, fn: fn,
+		e := &emitter[T]{n: n, ctr: &n.s.ctr[0], ctx: p.ctx, produce: produce, fn: fn, cp: cp,
 			timed: kind != "generate" && kind != "fromchan"}
 		if produce {
 			e.stop = p.stopChan()
@@ -161,6 +170,7 @@ type emitter[T any] struct {
 	cancel  context.CancelFunc
 	produce bool // fn is not a built-in loop: it has Produce's emit and context
 	fn      func(context.Context, inlet[T], *emitter[T]) error
+	cp      *Checkpoint // the Checkpoint following the source's items, if any
 	// Produce's fn may hand emit to goroutines of its own: an emit after
 	// fn has returned is refused (guard), never a send on a closed channel.
 	guard    sync.RWMutex
@@ -191,7 +201,15 @@ func (e *emitter[T]) emit(v T) error {
 	if e.timed && e.sent.Add(1)&(latencyEvery-1) == 0 {
 		e.sample()
 	}
-	if err := deliverTimed(p, e.ctr, e.n.out, v, e.stop); err != nil {
+	if p.track != nil {
+		var k *tag
+		if e.cp != nil {
+			k = e.cp.issue(v)
+		}
+		if err := deliverTagged(p, e.ctr, e.n.out, v, k, e.stop); err != nil {
+			return err
+		}
+	} else if err := deliverTimed(p, e.ctr, e.n.out, v, e.stop); err != nil {
 		return err
 	}
 	e.ctr.out.Add(1)

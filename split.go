@@ -13,7 +13,7 @@ func Tee[T any](p *Pipeline, in <-chan T, n int, opts ...StageOption) []<-chan T
 	return build(p, splitSpec("tee", n, ""), opts, func(nd *node[T, T]) {
 		nd.each(func(t *counters, v T) bool {
 			for _, o := range nd.outs {
-				if !send(p, o, v) {
+				if !sendHeld(p, t, o, v) {
 					return false
 				}
 			}

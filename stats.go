@@ -95,7 +95,8 @@ type counters struct {
 	in, out, dropped, errors, retries, called atomic.Uint64
 	deadLetters, rejected                     atomic.Uint64 // failure handling
 	timing
-	_ [24]byte // to 128 bytes: two cache lines
+	cur *tag     // the ticket of the item the worker holds (see NewCheckpoint)
+	_   [16]byte // to 128 bytes: two cache lines
 }
 
 // timing is a worker's share of what the stage's durations sum: blocked

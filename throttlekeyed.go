@@ -110,6 +110,7 @@ type bucket[T any] struct {
 
 type bucketItem[T any] struct {
 	v       T
+	k       *tag // its ticket, under a Checkpoint
 	seq     uint64
 	arrived int64
 	next    *bucketItem[T]
@@ -126,7 +127,7 @@ func (q *buckets[K, T]) intake(n *node[T, T], t *counters, cur *T, key func(T) K
 			continue
 		}
 		q.mu.Unlock()
-		v, ok := n.in.next(n.p)
+		v, tk, ok := n.in.nextTagged(n.p) // tk: the ticket, under a Checkpoint
 		var k K
 		var alone bool
 		if ok {
@@ -143,14 +144,14 @@ func (q *buckets[K, T]) intake(n *node[T, T], t *counters, cur *T, key func(T) K
 			q.poke()
 			break
 		}
-		q.add(k, v, alone)
+		q.add(k, v, tk, alone)
 	}
 	q.mu.Unlock()
 }
 
 // add puts v in the bucket of k, a new one (not remembered) if k is alone.
 // q.mu is held.
-func (q *buckets[K, T]) add(k K, v T, alone bool) {
+func (q *buckets[K, T]) add(k K, v T, tk *tag, alone bool) {
 	var b *bucket[T]
 	if !alone {
 		b = q.keys[k]
@@ -169,7 +170,7 @@ func (q *buckets[K, T]) add(k K, v T, alone bool) {
 		it = &bucketItem[T]{}
 	}
 	q.spare, it.next = it.next, nil
-	it.v, it.seq, it.arrived = v, q.seq, q.now()
+	it.v, it.k, it.seq, it.arrived = v, tk, q.seq, q.now()
 	q.seq++
 	q.pending++
 	if b.head != nil {
@@ -210,9 +211,9 @@ func (q *buckets[K, T]) outlet(n *node[T, T], t *counters) {
 			b, now := q.due[0], q.now()
 			if b.at <= now {
 				yielded = false
-				v := q.leave(b, now)
+				v, tk := q.leave(b, now)
 				q.mu.Unlock()
-				sent := sendCounted(p, t, n.out, v)
+				sent := sendWith(p, t, n.out, v, tk)
 				q.mu.Lock()
 				if !sent {
 					q.abort()
@@ -249,7 +250,7 @@ func (q *buckets[K, T]) outlet(n *node[T, T], t *counters) {
 
 // leave takes the first item of b, the bucket due first, at now. q.mu is
 // held.
-func (q *buckets[K, T]) leave(b *bucket[T], now int64) T {
+func (q *buckets[K, T]) leave(b *bucket[T], now int64) (T, *tag) {
 	it := b.head
 	b.head = it.next
 	b.tat = max(b.tat, now)
@@ -265,12 +266,12 @@ func (q *buckets[K, T]) leave(b *bucket[T], now int64) T {
 		b.at = max(b.head.arrived, b.tat-q.tolerance)
 		heap.Fix(&q.due, 0)
 	}
-	v := it.v
+	v, tk := it.v, it.k
 	var zero T
-	it.v, it.next, q.spare = zero, q.spare, it
+	it.v, it.k, it.next, q.spare = zero, nil, q.spare, it
 	q.pending--
 	q.room.Signal()
-	return v
+	return v, tk
 }
 
 // poke wakes the outlet if it waits. q.mu is held.

@@ -311,9 +311,12 @@ func TestPrintSummary_SaysHowTheRunEnded(t *testing.T) {
 		want string
 	}{
 		{"to the end", Summary{Files: 3}, nil, ""},
-		{"stopped", Summary{Files: 3, Stopped: true}, nil, "  stopped early: every file found before the stop was committed\n"},
-		{"cancelled", Summary{Files: 3, Declarations: 500, Stopped: true}, context.Canceled,
-			"  aborted (context canceled): the database holds the 500 rows committed before; rows in flight were discarded\n"},
+		{"stopped", Summary{Files: 3, Stopped: true, Next: 3}, nil, "  stopped early: every file found before the stop was committed\n" +
+			"  checkpoint    3 files done: run again to resume after them\n"},
+		{"cancelled", Summary{Files: 3, Declarations: 500, Stopped: true, Next: 2}, context.Canceled,
+			"  aborted (context canceled): the database holds the 500 rows committed before; rows in flight were discarded\n" +
+				"  checkpoint    2 files done: run again to resume after them\n"},
+		{"resumed", Summary{Files: 3, Resumed: 7, Next: 10}, nil, "  resumed       after the 7 files an interrupted run committed\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

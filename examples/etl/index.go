@@ -38,6 +38,9 @@ type Config struct {
 	Workers   int           // parse workers; < 1 means runtime.NumCPU()
 	BatchSize int           // rows per transaction; < 1 means 500
 	BatchWait time.Duration // longest a row waits for its batch to fill; <= 0 means 200ms
+	// CommitEvery is how often the checkpoint is saved on its own, between
+	// batches (each batch saves it too); <= 0 means 1s.
+	CommitEvery time.Duration
 }
 
 // Summary is what one run did.
@@ -48,6 +51,8 @@ type Summary struct {
 	SkippedFiles []string      // their paths, sorted
 	Elapsed      time.Duration // from Start to the end of Wait
 	Stopped      bool          // the walk was cut short by Stop: every file it found was still committed
+	Resumed      int           // files an interrupted earlier run had committed: this run began after them
+	Next         int           // the checkpoint at the end: files, in walk order, committed so far
 }
 
 // RowsPerSecond is the committed rows over the elapsed time.
@@ -64,17 +69,24 @@ type Job struct {
 	cfg     Config
 	p       *pipeline.Pipeline
 	db      *sql.DB
-	batches <-chan []Row
+	batches <-chan []row
 	start   time.Time
+
+	cp   *pipeline.Checkpoint
+	from int // the checkpoint this run resumed from (0: a fresh run)
 
 	files, rows, skipped atomic.Uint64
 	stopped              atomic.Bool
+	walked               atomic.Bool // the walk got to the end of the tree
 	mu                   sync.Mutex
 	skippedFiles         []string
 }
 
-// Start opens (and empties) the database and starts walking and parsing
-// cfg.Src. Nothing is written until [Job.Wait] runs the insert stage.
+// Start opens the database and starts walking and parsing cfg.Src. If the
+// database holds an unfinished run over the same tree (stopped or
+// cancelled), the job resumes it: it starts after the files that run
+// committed (see resume). Otherwise it empties the database and starts from
+// the first file. Nothing is written until [Job.Wait] runs the insert stage.
 func Start(ctx context.Context, cfg Config) (*Job, error) {
 	if cfg.Workers < 1 {
 		cfg.Workers = runtime.NumCPU()
@@ -84,6 +96,9 @@ func Start(ctx context.Context, cfg Config) (*Job, error) {
 	}
 	if cfg.BatchWait <= 0 {
 		cfg.BatchWait = 200 * time.Millisecond
+	}
+	if cfg.CommitEvery <= 0 {
+		cfg.CommitEvery = time.Second
 	}
 	info, err := os.Stat(cfg.Src)
 	if err != nil {
@@ -96,14 +111,19 @@ func Start(ctx context.Context, cfg Config) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := createSchema(ctx, db); err != nil {
+	from, err := resume(ctx, db, cfg.Src)
+	if err != nil {
 		db.Close()
 		return nil, err
 	}
 
-	j := &Job{cfg: cfg, db: db, start: time.Now()}
+	j := &Job{cfg: cfg, db: db, start: time.Now(), from: from}
 	j.p = pipeline.New(ctx)
-	paths := pipeline.Produce(j.p, j.walk, pipeline.Name("walk"))
+	// The checkpoint follows every file from the walk to the insert of its
+	// last row; the position it commits is the number of files, in walk
+	// order, whose rows are all in the database.
+	j.cp = pipeline.NewCheckpoint(j.p, cfg.CommitEvery, j.commit)
+	paths := pipeline.Produce(j.p, j.walk, pipeline.Name("walk"), j.cp.Option())
 	parsed := pipeline.FanOut(j.p, paths, cfg.Workers, j.parse,
 		pipeline.Name("parse"), pipeline.OnError(j.skip))
 	rows := pipeline.Unbatch(j.p, parsed, pipeline.Name("rows"))
@@ -124,9 +144,12 @@ func (j *Job) Stop() { j.p.Stop() }
 // whatever the error: after a cancel it counts what was committed.
 func (j *Job) Wait() (Summary, error) {
 	err := pipeline.ForEach(j.p, j.batches, 1, j.insert, pipeline.Name("insert"))
-	if err == nil {
-		err = createIndex(context.Background(), j.db)
+	// Stopped before it began, the walk neither ended nor saw the Stop.
+	stopped := j.stopped.Load() || (err == nil && !j.walked.Load())
+	if err == nil && !stopped {
+		err = finish(context.Background(), j.db) // the next run starts afresh
 	}
+	next, _ := j.cp.Handled()
 	if cerr := j.db.Close(); err == nil {
 		err = cerr
 	}
@@ -140,13 +163,40 @@ func (j *Job) Wait() (Summary, error) {
 		Skipped:      j.skipped.Load(),
 		SkippedFiles: skipped,
 		Elapsed:      time.Since(j.start),
-		Stopped:      j.stopped.Load(),
+		Stopped:      stopped,
+		Resumed:      j.from,
+		Next:         max(int(next.Offset), j.from),
 	}, err
 }
 
-// walk emits the path (relative to the root) of every .go file under it.
-func (j *Job) walk(ctx context.Context, emit func(string) error) error {
-	return filepath.WalkDir(j.cfg.Src, func(path string, d fs.DirEntry, err error) error {
+// file is a .go file of the tree: its path (relative to the root, with
+// forward slashes) and its number in the walk, which is lexical, so the same
+// tree always numbers its files alike.
+type file struct {
+	rel string
+	seq int
+}
+
+// Position makes a file [pipeline.Positioned]: the file numbered seq spans
+// [seq, seq+1), so that the checkpoint after it is seq+1, the count of files
+// before the next one.
+func (f file) Position() pipeline.Position {
+	n := int64(f.seq)
+	return pipeline.Position{Offset: n, End: n + 1, Line: n + 1, EndLine: n + 2}
+}
+
+// row is a Row and the number of its file, which the table keeps so that a
+// resumed run can take out the rows of files after its checkpoint.
+type row struct {
+	Row
+	seq int
+}
+
+// walk emits every .go file under the root, in lexical order, from the
+// first one the checkpoint does not cover.
+func (j *Job) walk(ctx context.Context, emit func(file) error) error {
+	seq := 0
+	err := filepath.WalkDir(j.cfg.Src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -157,49 +207,73 @@ func (j *Job) walk(ctx context.Context, emit func(string) error) error {
 		if err != nil {
 			return err
 		}
-		err = emit(filepath.ToSlash(rel))
+		seq++
+		if seq <= j.from {
+			return nil // committed by an earlier run
+		}
+		err = emit(file{rel: filepath.ToSlash(rel), seq: seq - 1})
 		if errors.Is(err, pipeline.ErrStopped) {
 			j.stopped.Store(true) // the walk was cut short
 		}
 		return err
 	})
+	if err == nil {
+		j.walked.Store(true)
+	}
+	return err
 }
 
 // parse reads and parses one file and returns a row per top-level
 // declaration.
-func (j *Job) parse(_ context.Context, rel string) ([]Row, error) {
+func (j *Job) parse(_ context.Context, fl file) ([]row, error) {
 	j.files.Add(1)
-	src, err := os.ReadFile(filepath.Join(j.cfg.Src, filepath.FromSlash(rel)))
+	src, err := os.ReadFile(filepath.Join(j.cfg.Src, filepath.FromSlash(fl.rel)))
 	if err != nil {
 		return nil, err
 	}
 	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, rel, src, parser.SkipObjectResolution)
+	f, err := parser.ParseFile(fset, fl.rel, src, parser.SkipObjectResolution)
 	if err != nil {
 		return nil, err
 	}
-	return Declarations(fset, rel, f), nil
+	decls := Declarations(fset, fl.rel, f)
+	rows := make([]row, len(decls))
+	for i, d := range decls {
+		rows[i] = row{Row: d, seq: fl.seq}
+	}
+	return rows, nil
 }
 
 // skip is the parse stage's OnError: a file that cannot be parsed is
 // counted and left out; it does not fail the run.
 func (j *Job) skip(err *pipeline.StageError) error {
 	j.skipped.Add(1)
-	if rel, ok := err.Item.(string); ok {
+	if fl, ok := err.Item.(file); ok {
 		j.mu.Lock()
-		j.skippedFiles = append(j.skippedFiles, rel)
+		j.skippedFiles = append(j.skippedFiles, fl.rel)
 		j.mu.Unlock()
 	}
 	return nil
 }
 
-// insert writes one batch in one transaction.
-func (j *Job) insert(ctx context.Context, batch []Row) error {
-	if err := insertBatch(ctx, j.db, batch); err != nil {
+// insert writes one batch in one transaction, and in the same transaction
+// the checkpoint: how many files, in walk order, have every row in the
+// database (those of batches already committed; this batch's files count
+// once it is in). The database thus never claims a file it does not hold.
+func (j *Job) insert(ctx context.Context, batch []row) error {
+	handled, _ := j.cp.Handled()
+	if err := insertBatch(ctx, j.db, batch, int(handled.Offset)); err != nil {
 		return err
 	}
 	j.rows.Add(uint64(len(batch)))
 	return nil
+}
+
+// commit saves the checkpoint between batches and at the end: after the
+// last batch, or when no batch comes (files without declarations, files
+// skipped), only the checkpoint moves.
+func (j *Job) commit(ctx context.Context, pos pipeline.Position) error {
+	return saveCheckpoint(ctx, j.db, int(pos.Offset))
 }
 
 // Declarations returns a row for every top-level func, method, type, var

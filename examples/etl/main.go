@@ -9,7 +9,12 @@
 //	go run ./etl -http 127.0.0.1:8080  # watch it live at http://127.0.0.1:8080/
 //
 // Ctrl-C once stops the walk and commits everything already found; twice
-// cancels at once.
+// cancels at once. Either way, run it again and it resumes where it
+// stopped: its checkpoint (how many files, in walk order, are all in the
+// database) is kept in the database, written in the same transaction as the
+// rows, and the rows of files after it are taken out and redone, so every
+// file is indexed exactly once. A run that gets to the end marks the index
+// done; the next one starts afresh.
 package main
 
 import (

@@ -39,7 +39,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("etl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.Src, "src", "", "tree to index (default: $(go env GOROOT)/src)")
-	fs.StringVar(&o.DB, "db", "index.db", "SQLite database to create")
+	fs.StringVar(&o.DB, "db", "index.db", "SQLite database to create, or to resume an interrupted run in")
 	fs.IntVar(&o.Workers, "workers", runtime.NumCPU(), "parse workers")
 	fs.IntVar(&o.BatchSize, "batch", 500, "rows per transaction")
 	fs.DurationVar(&o.BatchWait, "batch-wait", 200*time.Millisecond, "longest a row waits for its batch")
@@ -172,6 +172,12 @@ func printSummary(w io.Writer, cfg Config, s Summary, err error) {
 		fmt.Fprintf(w, "  aborted (%v): the database holds the %d rows committed before; rows in flight were discarded\n", err, s.Declarations)
 	case s.Stopped:
 		fmt.Fprintln(w, "  stopped early: every file found before the stop was committed")
+	}
+	if s.Resumed > 0 {
+		fmt.Fprintf(w, "  resumed       after the %d files an interrupted run committed\n", s.Resumed)
+	}
+	if err != nil || s.Stopped {
+		fmt.Fprintf(w, "  checkpoint    %d files done: run again to resume after them\n", s.Next)
 	}
 	fmt.Fprintf(w, "  files         %d\n", s.Files)
 	fmt.Fprintf(w, "  declarations  %d\n", s.Declarations)
