@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Headers set on a dead letter, beside the original message's own headers.
@@ -69,15 +70,17 @@ func (m *Msg[T]) Ack() { m.d.ack() }
 // your own that drops a Msg calls it too. The one exception is a failure of
 // the function of [Map] or [ForEach], which they report through Discard and
 // which is Nak'ed for a later retry or dead-lettered instead.
-func (m *Msg[T]) Discard(reason error) {
+func (m *Msg[T]) Discard(reason error) { m.d.discard(reason) }
+
+func (d *delivery) discard(reason error) {
 	var f *itemFailure
 	if errors.As(reason, &f) {
-		m.d.fail(f.err, f.permanent)
+		d.fail(f.err, f.permanent)
 		return
 	}
-	if m.d.claim() {
-		m.d.c.stats.discarded.Add(1)
-		m.d.settle(m.d.raw.Ack(), &m.d.c.stats.acked)
+	if d.claim() {
+		d.c.stats.discarded.Add(1)
+		d.settle(d.raw.Ack(), &d.c.stats.acked)
 	}
 }
 
@@ -101,6 +104,7 @@ type delivery struct {
 	done      atomic.Bool
 	metaOnce  sync.Once
 	meta      *jetstream.MsgMetadata
+	span      *trace.SpanContext // the item's trace; nil until first asked for
 	// the run that tracks it, and its neighbours in the run's list
 	r          *run
 	prev, next *delivery
