@@ -166,7 +166,6 @@ func (d *delivery) claim() bool {
 		return false
 	}
 	d.r.forget(d)
-	d.c.stats.inFlight.Add(-1)
 	return true
 }
 
@@ -182,6 +181,33 @@ func (d *delivery) settle(err error, outcome *atomic.Uint64) {
 func (d *delivery) ack() {
 	if d.claim() {
 		d.settle(d.raw.Ack(), &d.c.stats.acked)
+	}
+}
+
+// ackAll acks the deliveries of ds, as ack does each, but takes each run's
+// lock once for a stretch of them: the sinks' gathered acks come from one
+// run, mostly, and this keeps the sink off the lock the Source takes for
+// every message. ds is overwritten.
+func ackAll(ds []*delivery) {
+	claimed := ds[:0]
+	for _, d := range ds {
+		if d.done.CompareAndSwap(false, true) {
+			claimed = append(claimed, d)
+		}
+	}
+	for i := 0; i < len(claimed); {
+		r := claimed[i].r
+		j := i
+		r.mu.Lock()
+		for ; j < len(claimed) && claimed[j].r == r; j++ {
+			r.unlink(claimed[j])
+		}
+		r.mu.Unlock()
+		i = j
+	}
+	for i, d := range claimed {
+		d.settle(d.raw.Ack(), &d.c.stats.acked)
+		claimed[i] = nil
 	}
 }
 
@@ -255,11 +281,16 @@ func (r *run) track(d *delivery) {
 
 func (r *run) forget(d *delivery) {
 	r.mu.Lock()
+	r.unlink(d)
+	r.mu.Unlock()
+}
+
+// unlink takes d out of r's list; r.mu is held.
+func (r *run) unlink(d *delivery) {
 	if d.next != nil {
 		d.prev.next, d.next.prev = d.next, d.prev
 		d.prev, d.next = nil, nil
 	}
-	r.mu.Unlock()
 }
 
 // releaseLeftovers Naks every message still unsettled and returns how many.

@@ -99,10 +99,8 @@ func (a *acks) flush() {
 }
 
 func (a *acks) sendLocked() {
-	for i, d := range a.held {
-		d.ack()
-		a.held[i] = nil
-	}
+	ackAll(a.held)
+	clear(a.held)
 	a.held = a.held[:0]
 }
 
