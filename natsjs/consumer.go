@@ -204,8 +204,11 @@ func (s Stats) String() string {
 // they are kept on cache lines of their own, and the number in flight is
 // worked out from them rather than counted both ways.
 type counters struct {
-	received, redelivered                                                      atomic.Uint64
-	_                                                                          [48]byte
+	// written by the Source
+	received, redelivered atomic.Uint64
+	_                     [48]byte
+
+	// written by the sinks
 	acked, discarded, retried, dead, poison, released, published, settleErrors atomic.Uint64
 }
 
