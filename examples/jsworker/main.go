@@ -12,13 +12,13 @@
 // process held un-acked:
 //
 //	go run ./jsworker -demo
-//	published 2000 jobs (2 not JSON, 2 failing) on nats://127.0.0.1:44485
-//	started 3 worker processes (pids 14830 14831 14836)
-//	killed worker 1 (SIGKILL) after it processed 364 jobs; it last reported 29 un-acked messages, and can hold at most 213
-//	worker 1: processed=364, then killed
-//	worker 2: stopped processed=777 acked=777 redelivered=52 dead=0 released=0 in_flight=0
-//	worker 3: stopped processed=863 acked=863 redelivered=47 dead=2 released=0 in_flight=0
-//	published=2000 processed=2004 acked=2000 redelivered=99 lost=0 dead=4 twice=8 bound=213
+//	published 2000 jobs (2 not JSON, 2 failing) on nats://127.0.0.1:39111
+//	started 3 worker processes (pids 21718 21719 21720)
+//	killed worker 1 (SIGKILL) after it processed 332 jobs; it last reported 22 un-acked messages, and can hold at most 230
+//	worker 1: processed=332, then killed
+//	worker 2: stopped processed=834 acked=834 redelivered=44 dead=0 released=0 in_flight=0
+//	worker 3: stopped processed=834 acked=834 redelivered=42 dead=4 released=0 in_flight=0
+//	published=2000 processed=2000 acked=2000 redelivered=86 lost=0 dead=4 twice=4 bound=230
 //
 // twice counts the jobs processed a second time because the killed process
 // had done them but its acks had not reached the server; bound is what one

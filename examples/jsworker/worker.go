@@ -36,7 +36,9 @@ func unackedBound(cfg Config) int {
 		stageBuffer + // Source → Map
 		cfg.Workers + // Map's goroutines
 		stageBuffer + // Map → Publish
-		1 + // Publish's goroutine, waiting for a slot
+		1 + // Publish's encoding goroutine
+		stageBuffer + // Publish's encoding → its publishing
+		1 + // Publish's publishing goroutine, waiting for a slot
 		publishes + // published, awaiting the server's acknowledgement
 		2*natsjs.AckGroupSize // acks gathered, and acks written but not yet read by the server
 }
