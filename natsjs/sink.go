@@ -63,6 +63,7 @@ const (
 type acks struct {
 	mu     sync.Mutex
 	held   []*delivery
+	spare  [][]*delivery // emptied groups, for reuse
 	timer  *time.Timer
 	closed bool
 }
@@ -74,22 +75,43 @@ func newAcks() *acks {
 	return a
 }
 
-// add gathers d, a handled message; once closed, it acks d at once.
+// add gathers d, a handled message; once closed, it acks d at once. The
+// caller that completes a group sends it, outside the lock, so that the
+// other workers of a sink with several go on gathering meanwhile. add is
+// called by the sinks' stage goroutines only, which have all returned when
+// close runs: no group is being sent outside the lock then.
 func (a *acks) add(d *delivery) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if a.closed {
+		a.mu.Unlock()
 		d.ack()
 		return
 	}
 	a.held = append(a.held, d)
+	var full []*delivery
 	switch len(a.held) {
 	case AckGroupSize:
 		a.timer.Stop()
-		a.sendLocked()
+		full = a.held
+		if n := len(a.spare); n > 0 {
+			a.held, a.spare = a.spare[n-1], a.spare[:n-1]
+		} else {
+			a.held = make([]*delivery, 0, AckGroupSize)
+		}
 	case 1:
 		a.timer.Reset(AckGroupDelay)
 	}
+	a.mu.Unlock()
+	if full == nil {
+		return
+	}
+	ackAll(full)
+	clear(full)
+	a.mu.Lock()
+	if len(a.spare) < 2 {
+		a.spare = append(a.spare, full[:0])
+	}
+	a.mu.Unlock()
 }
 
 func (a *acks) flush() {
