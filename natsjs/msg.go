@@ -102,26 +102,27 @@ type delivery struct {
 	c         *Consumer
 	delivered uint64 // how many times the server has delivered it
 	done      atomic.Bool
-	metaOnce  sync.Once
-	meta      *jetstream.MsgMetadata
+	meta      atomic.Pointer[jetstream.MsgMetadata] // parsed when first needed
 	span      *trace.SpanContext // the item's trace; nil until first asked for
 	// the run that tracks it, and its neighbours in the run's list
 	r          *run
 	prev, next *delivery
 }
 
-// metadata parses the message's JetStream metadata once, when first needed.
+// metadata parses the message's JetStream metadata when first needed (two
+// goroutines asking at once may both parse it; one result is kept).
 func (d *delivery) metadata() *jetstream.MsgMetadata {
-	d.metaOnce.Do(func() {
-		m, err := d.raw.Metadata()
-		if err != nil {
-			// Only a message that is not from JetStream has none; the
-			// consumer API never delivers one.
-			m = &jetstream.MsgMetadata{NumDelivered: d.delivered}
-		}
-		d.meta = m
-	})
-	return d.meta
+	if m := d.meta.Load(); m != nil {
+		return m
+	}
+	m, err := d.raw.Metadata()
+	if err != nil {
+		// Only a message that is not from JetStream has none; the consumer
+		// API never delivers one.
+		m = &jetstream.MsgMetadata{NumDelivered: d.delivered}
+	}
+	d.meta.CompareAndSwap(nil, m)
+	return d.meta.Load()
 }
 
 func (d *delivery) id() string {
