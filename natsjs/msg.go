@@ -103,7 +103,7 @@ type delivery struct {
 	delivered uint64 // how many times the server has delivered it
 	done      atomic.Bool
 	meta      atomic.Pointer[jetstream.MsgMetadata] // parsed when first needed
-	span      *trace.SpanContext // the item's trace; nil until first asked for
+	span      *trace.SpanContext                    // the item's trace; nil until first asked for
 	// the run that tracks it, and its neighbours in the run's list
 	r          *run
 	prev, next *delivery
