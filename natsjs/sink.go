@@ -47,8 +47,10 @@ func Ack[T any](p *pipeline.Pipeline, in <-chan *Msg[T]) error {
 // The acks of the natsjs sinks go out in groups: a handled message waits
 // until AckGroupSize have gathered or AckGroupDelay has passed since the
 // first, then all their acks are sent together. A process that dies holds up
-// to AckGroupSize handled messages whose acks were not sent yet: count them
-// in the messages a crash can have handled twice.
+// to AckGroupSize handled messages whose acks were not sent yet per sink
+// ([Ack], [Publish]), or per worker of a [ForEach] and one more group (its
+// workers send the groups they complete while the others gather the next):
+// count them in the messages a crash can have handled twice.
 const (
 	AckGroupSize  = 64               // most acks sent together
 	AckGroupDelay = time.Millisecond // longest wait of a handled message for its ack
