@@ -18,21 +18,24 @@ import (
 const benchMsgs = 100_000
 
 // BenchmarkConsumeAndAck consumes and acks benchMsgs messages of a
-// file-backed stream on an embedded server in two ways, one after the other
-// in every iteration (in alternating order, so that a machine busy with
-// something else slows both alike):
+// file-backed stream on an embedded server in three ways, one after the
+// other in every iteration (in an order that rotates from one iteration to
+// the next, so that a machine busy with something else slows all alike):
 //
 //   - plain: a nats.go loop, Messages(), Next(), Ack(), on one goroutine
 //     (nats.go's defaults but for the heartbeat, natsjs.Source's 5s);
-//   - pipeline: natsjs.Source → natsjs.Map with 4 workers → natsjs.Ack.
+//   - pipeline: natsjs.Source → natsjs.Map with 4 workers → natsjs.Ack;
+//   - foreach: natsjs.Source → natsjs.ForEach with 4 workers (one stage
+//     that handles and acks).
 //
 // Each run reads the whole stream through a new durable consumer. The
-// metrics are each way's messages per second over all iterations, and their
-// ratio pipeline/plain; the median over the iterations of the same ratio
-// within each iteration (median-ratio: one run slowed down by the machine,
-// or by a pull request lost on the way, moves it less); and, where it can be
-// read, the CPU time the process (the embedded server included) spent per
-// message each way, which a busy machine disturbs less than the wall time.
+// metrics are each way's messages per second over all iterations and, for
+// the two pipelines, the ratio to the plain loop's (<way>-ratio); the median
+// over the iterations of the same ratio within each iteration
+// (<way>-median-ratio: one run slowed down by the machine, or by a pull
+// request lost on the way, moves it less); and, where it can be read, the CPU
+// time the process (the embedded server included) spent per message each
+// way, which a busy machine disturbs less than the wall time.
 func BenchmarkConsumeAndAck(b *testing.B) {
 	e := newEnv(b)
 	payload := []byte(`{"id":12345,"name":"a job of typical size for a work queue"}`)
@@ -95,7 +98,8 @@ func BenchmarkConsumeAndAck(b *testing.B) {
 		return time.Since(start)
 	}
 	raw := func(data []byte) ([]byte, error) { return data, nil }
-	piped := func() time.Duration {
+	// piped runs Source → Map → Ack, or with oneStage Source → ForEach.
+	piped := func(oneStage bool) time.Duration {
 		name := fresh()
 		defer drop(name)
 		cons, err := e.js.Consumer(context.Background(), "JOBS", name)
@@ -109,13 +113,24 @@ func BenchmarkConsumeAndAck(b *testing.B) {
 		start := time.Now()
 		var handled atomic.Int64
 		p := pipeline.New(context.Background())
-		out := natsjs.Map(p, natsjs.Source(p, c, raw), 4, func(_ context.Context, data []byte) ([]byte, error) {
+		handle := func() {
 			if handled.Add(1) == benchMsgs {
 				p.Stop()
 			}
-			return data, nil
-		})
-		if err := natsjs.Ack(p, out); err != nil {
+		}
+		msgs := natsjs.Source(p, c, raw)
+		if oneStage {
+			err = natsjs.ForEach(p, msgs, 4, func(_ context.Context, _ []byte) error {
+				handle()
+				return nil
+			})
+		} else {
+			err = natsjs.Ack(p, natsjs.Map(p, msgs, 4, func(_ context.Context, data []byte) ([]byte, error) {
+				handle()
+				return data, nil
+			}))
+		}
+		if err != nil {
 			b.Fatal(err)
 		}
 		d := time.Since(start)
@@ -125,48 +140,60 @@ func BenchmarkConsumeAndAck(b *testing.B) {
 		return d
 	}
 
-	var tPlain, tPiped, cPlain, cPiped time.Duration
-	var ratios []float64 // of each iteration
-	cpuOK := true
-	measure := func(run func() time.Duration, wall, cpu *time.Duration) time.Duration {
-		c0, ok0 := processCPU()
-		d := run()
-		c1, ok1 := processCPU()
-		cpuOK = cpuOK && ok0 && ok1
-		*wall += d
-		*cpu += c1 - c0
-		return d
+	// The contenders, run in every iteration in an order that rotates.
+	type way struct {
+		name      string
+		run       func() time.Duration
+		wall, cpu time.Duration
+		ratios    []float64 // plain/this way, of each iteration
 	}
+	ways := []*way{
+		{name: "plain", run: plain},
+		{name: "pipeline", run: func() time.Duration { return piped(false) }},
+		{name: "foreach", run: func() time.Duration { return piped(true) }},
+	}
+	cpuOK := true
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		var dPlain, dPiped time.Duration
-		if i%2 == 0 {
-			dPlain = measure(plain, &tPlain, &cPlain)
-			dPiped = measure(piped, &tPiped, &cPiped)
-		} else {
-			dPiped = measure(piped, &tPiped, &cPiped)
-			dPlain = measure(plain, &tPlain, &cPlain)
+		d := make([]time.Duration, len(ways))
+		for k := range ways {
+			j := (k + i) % len(ways)
+			c0, ok0 := processCPU()
+			d[j] = ways[j].run()
+			c1, ok1 := processCPU()
+			cpuOK = cpuOK && ok0 && ok1
+			ways[j].wall += d[j]
+			ways[j].cpu += c1 - c0
 		}
-		ratios = append(ratios, dPlain.Seconds()/dPiped.Seconds())
+		for j, w := range ways {
+			w.ratios = append(w.ratios, d[0].Seconds()/d[j].Seconds())
+		}
 	}
 	b.StopTimer()
-	slices.Sort(ratios)
-	mid := len(ratios) / 2
-	median := ratios[mid]
-	if len(ratios)%2 == 0 {
-		median = (ratios[mid-1] + ratios[mid]) / 2
-	}
-	b.ReportMetric(median, "median-ratio")
 	msgs := float64(benchMsgs * b.N)
-	plainRate, pipedRate := msgs/tPlain.Seconds(), msgs/tPiped.Seconds()
-	b.ReportMetric(plainRate, "plain-msgs/s")
-	b.ReportMetric(pipedRate, "pipeline-msgs/s")
-	b.ReportMetric(pipedRate/plainRate, "ratio")
+	plainRate := msgs / ways[0].wall.Seconds()
+	for _, w := range ways {
+		rate := msgs / w.wall.Seconds()
+		b.ReportMetric(rate, w.name+"-msgs/s")
+		if cpuOK {
+			b.ReportMetric(float64(w.cpu.Microseconds())/msgs, w.name+"-cpu-µs/msg")
+		}
+		if w != ways[0] {
+			b.ReportMetric(rate/plainRate, w.name+"-ratio")
+			b.ReportMetric(median(w.ratios), w.name+"-median-ratio")
+		}
+	}
 	if plainStalls > 0 {
 		b.Logf("the plain loop missed %d heartbeats (a pull request lost, 10s each)", plainStalls)
 	}
-	if cpuOK {
-		b.ReportMetric(float64(cPlain.Microseconds())/msgs, "plain-cpu-µs/msg")
-		b.ReportMetric(float64(cPiped.Microseconds())/msgs, "pipeline-cpu-µs/msg")
+}
+
+// median returns the median of xs, which it sorts.
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	mid := len(xs) / 2
+	if len(xs)%2 == 0 {
+		return (xs[mid-1] + xs[mid]) / 2
 	}
+	return xs[mid]
 }

@@ -187,7 +187,9 @@ type Stats struct {
 	// SettleErrors counts acks, naks and terms that could not be sent (the
 	// connection was closed): the server delivers those messages again.
 	SettleErrors uint64
-	// InFlight is the number of messages received and not yet settled.
+	// InFlight is the number of messages received and not yet settled
+	// (Received less the outcomes above, Discarded and Poison being counted
+	// in Acked and Dead).
 	InFlight int64
 }
 
@@ -197,18 +199,30 @@ func (s Stats) String() string {
 		s.Received, s.Redelivered, s.Acked, s.Discarded, s.Retried, s.Dead, s.Poison, s.Released, s.Published, s.SettleErrors, s.InFlight)
 }
 
+// counters are a Consumer's counts. The Source's goroutine writes received
+// and redelivered for every message, the sinks' goroutines the outcomes:
+// they are kept on cache lines of their own, and the number in flight is
+// worked out from them rather than counted both ways.
 type counters struct {
-	received, redelivered, acked, discarded, retried, dead, poison, released, published, settleErrors atomic.Uint64
-	inFlight                                                                                          atomic.Int64
+	// written by the Source
+	received, redelivered atomic.Uint64
+	_                     [48]byte
+
+	// written by the sinks
+	acked, discarded, retried, dead, poison, released, published, settleErrors atomic.Uint64
 }
 
 func (k *counters) snapshot() Stats {
-	return Stats{
-		Received: k.received.Load(), Redelivered: k.redelivered.Load(),
+	// The outcomes first: each was received before it was settled, so
+	// InFlight never goes below 0.
+	s := Stats{
 		Acked: k.acked.Load(), Discarded: k.discarded.Load(), Retried: k.retried.Load(),
 		Dead: k.dead.Load(), Poison: k.poison.Load(), Released: k.released.Load(),
-		Published: k.published.Load(), SettleErrors: k.settleErrors.Load(), InFlight: k.inFlight.Load(),
+		Published: k.published.Load(), SettleErrors: k.settleErrors.Load(),
 	}
+	s.Received, s.Redelivered = k.received.Load(), k.redelivered.Load()
+	s.InFlight = int64(s.Received - s.Acked - s.Retried - s.Dead - s.Released - s.SettleErrors)
+	return s
 }
 
 // Connect connects to the NATS server at url and returns the connection

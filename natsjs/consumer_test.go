@@ -108,6 +108,9 @@ func TestStages_ReportInvalidArguments(t *testing.T) {
 		{"Map nil fn", func(p *pipeline.Pipeline) error {
 			return natsjs.Ack(p, natsjs.Map[job, int](p, natsjs.Source(p, c, natsjs.DecodeJSON[job]), 1, nil))
 		}},
+		{"ForEach zero workers", func(p *pipeline.Pipeline) error {
+			return natsjs.ForEach(p, natsjs.Source(p, c, natsjs.DecodeJSON[job]), 0, func(context.Context, job) error { return nil })
+		}},
 		{"ForEach nil fn", func(p *pipeline.Pipeline) error {
 			return natsjs.ForEach(p, natsjs.Source(p, c, natsjs.DecodeJSON[job]), 1, nil)
 		}},

@@ -61,4 +61,13 @@
 // all workers on the server side (and Prefetch defaults to half of it); its
 // AckWait must be longer than a message takes from the server to the sink,
 // prefetch wait included, or it is delivered twice.
+//
+// # Traces across processes
+//
+// A [Msg] carries its item's trace ([Msg.SpanContext], [Msg.SetSpanContext]):
+// the otel module's Instrument makes the spans of the calls on it children of
+// it, and [Publish] writes it into the downstream message's W3C traceparent
+// and tracestate headers, which the next process's [Source] reads. A job's
+// trace so follows it from process to process. natsjs uses only
+// OpenTelemetry's trace and propagation API, not the SDK or the otel module.
 package natsjs

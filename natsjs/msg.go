@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Headers set on a dead letter, beside the original message's own headers.
@@ -69,15 +70,17 @@ func (m *Msg[T]) Ack() { m.d.ack() }
 // your own that drops a Msg calls it too. The one exception is a failure of
 // the function of [Map] or [ForEach], which they report through Discard and
 // which is Nak'ed for a later retry or dead-lettered instead.
-func (m *Msg[T]) Discard(reason error) {
+func (m *Msg[T]) Discard(reason error) { m.d.discard(reason) }
+
+func (d *delivery) discard(reason error) {
 	var f *itemFailure
 	if errors.As(reason, &f) {
-		m.d.fail(f.err, f.permanent)
+		d.fail(f.err, f.permanent)
 		return
 	}
-	if m.d.claim() {
-		m.d.c.stats.discarded.Add(1)
-		m.d.settle(m.d.raw.Ack(), &m.d.c.stats.acked)
+	if d.claim() {
+		d.c.stats.discarded.Add(1)
+		d.settle(d.raw.Ack(), &d.c.stats.acked)
 	}
 }
 
@@ -99,25 +102,27 @@ type delivery struct {
 	c         *Consumer
 	delivered uint64 // how many times the server has delivered it
 	done      atomic.Bool
-	metaOnce  sync.Once
-	meta      *jetstream.MsgMetadata
+	meta      atomic.Pointer[jetstream.MsgMetadata] // parsed when first needed
+	span      *trace.SpanContext                    // the item's trace; nil until first asked for
 	// the run that tracks it, and its neighbours in the run's list
 	r          *run
 	prev, next *delivery
 }
 
-// metadata parses the message's JetStream metadata once, when first needed.
+// metadata parses the message's JetStream metadata when first needed (two
+// goroutines asking at once may both parse it; one result is kept).
 func (d *delivery) metadata() *jetstream.MsgMetadata {
-	d.metaOnce.Do(func() {
-		m, err := d.raw.Metadata()
-		if err != nil {
-			// Only a message that is not from JetStream has none; the
-			// consumer API never delivers one.
-			m = &jetstream.MsgMetadata{NumDelivered: d.delivered}
-		}
-		d.meta = m
-	})
-	return d.meta
+	if m := d.meta.Load(); m != nil {
+		return m
+	}
+	m, err := d.raw.Metadata()
+	if err != nil {
+		// Only a message that is not from JetStream has none; the consumer
+		// API never delivers one.
+		m = &jetstream.MsgMetadata{NumDelivered: d.delivered}
+	}
+	d.meta.CompareAndSwap(nil, m)
+	return d.meta.Load()
 }
 
 func (d *delivery) id() string {
@@ -162,7 +167,6 @@ func (d *delivery) claim() bool {
 		return false
 	}
 	d.r.forget(d)
-	d.c.stats.inFlight.Add(-1)
 	return true
 }
 
@@ -178,6 +182,33 @@ func (d *delivery) settle(err error, outcome *atomic.Uint64) {
 func (d *delivery) ack() {
 	if d.claim() {
 		d.settle(d.raw.Ack(), &d.c.stats.acked)
+	}
+}
+
+// ackAll acks the deliveries of ds, as ack does each, but takes each run's
+// lock once for a stretch of them: the sinks' gathered acks come from one
+// run, mostly, and this keeps the sink off the lock the Source takes for
+// every message. ds is overwritten.
+func ackAll(ds []*delivery) {
+	claimed := ds[:0]
+	for _, d := range ds {
+		if d.done.CompareAndSwap(false, true) {
+			claimed = append(claimed, d)
+		}
+	}
+	for i := 0; i < len(claimed); {
+		r := claimed[i].r
+		j := i
+		r.mu.Lock()
+		for ; j < len(claimed) && claimed[j].r == r; j++ {
+			r.unlink(claimed[j])
+		}
+		r.mu.Unlock()
+		i = j
+	}
+	for i, d := range claimed {
+		d.settle(d.raw.Ack(), &d.c.stats.acked)
+		claimed[i] = nil
 	}
 }
 
@@ -251,11 +282,16 @@ func (r *run) track(d *delivery) {
 
 func (r *run) forget(d *delivery) {
 	r.mu.Lock()
+	r.unlink(d)
+	r.mu.Unlock()
+}
+
+// unlink takes d out of r's list; r.mu is held.
+func (r *run) unlink(d *delivery) {
 	if d.next != nil {
 		d.prev.next, d.next.prev = d.next, d.prev
 		d.prev, d.next = nil, nil
 	}
-	r.mu.Unlock()
 }
 
 // releaseLeftovers Naks every message still unsettled and returns how many.

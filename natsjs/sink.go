@@ -10,6 +10,7 @@ import (
 	"github.com/ec0f1147/pipeline"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // errPublishTimeout is the failure of a downstream publish whose
@@ -46,8 +47,10 @@ func Ack[T any](p *pipeline.Pipeline, in <-chan *Msg[T]) error {
 // The acks of the natsjs sinks go out in groups: a handled message waits
 // until AckGroupSize have gathered or AckGroupDelay has passed since the
 // first, then all their acks are sent together. A process that dies holds up
-// to AckGroupSize handled messages whose acks were not sent yet: count them
-// in the messages a crash can have handled twice.
+// to AckGroupSize handled messages whose acks were not sent yet per sink
+// ([Ack], [Publish]), or per worker of a [ForEach] and one more group (its
+// workers send the groups they complete while the others gather the next):
+// count them in the messages a crash can have handled twice.
 const (
 	AckGroupSize  = 64               // most acks sent together
 	AckGroupDelay = time.Millisecond // longest wait of a handled message for its ack
@@ -62,6 +65,7 @@ const (
 type acks struct {
 	mu     sync.Mutex
 	held   []*delivery
+	spare  [][]*delivery // emptied groups, for reuse
 	timer  *time.Timer
 	closed bool
 }
@@ -73,22 +77,43 @@ func newAcks() *acks {
 	return a
 }
 
-// add gathers d, a handled message; once closed, it acks d at once.
+// add gathers d, a handled message; once closed, it acks d at once. The
+// caller that completes a group sends it, outside the lock, so that the
+// other workers of a sink with several go on gathering meanwhile. add is
+// called by the sinks' stage goroutines only, which have all returned when
+// close runs: no group is being sent outside the lock then.
 func (a *acks) add(d *delivery) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if a.closed {
+		a.mu.Unlock()
 		d.ack()
 		return
 	}
 	a.held = append(a.held, d)
+	var full []*delivery
 	switch len(a.held) {
 	case AckGroupSize:
 		a.timer.Stop()
-		a.sendLocked()
+		full = a.held
+		if n := len(a.spare); n > 0 {
+			a.held, a.spare = a.spare[n-1], a.spare[:n-1]
+		} else {
+			a.held = make([]*delivery, 0, AckGroupSize)
+		}
 	case 1:
 		a.timer.Reset(AckGroupDelay)
 	}
+	a.mu.Unlock()
+	if full == nil {
+		return
+	}
+	ackAll(full)
+	clear(full)
+	a.mu.Lock()
+	if len(a.spare) < 2 {
+		a.spare = append(a.spare, full[:0])
+	}
+	a.mu.Unlock()
 }
 
 func (a *acks) flush() {
@@ -98,10 +123,8 @@ func (a *acks) flush() {
 }
 
 func (a *acks) sendLocked() {
-	for i, d := range a.held {
-		d.ack()
-		a.held[i] = nil
-	}
+	ackAll(a.held)
+	clear(a.held)
 	a.held = a.held[:0]
 }
 
@@ -126,6 +149,13 @@ func (a *acks) close() {
 // its Nats-Msg-Id, so a message delivered twice upstream is stored once
 // downstream, within the downstream stream's duplicate window.
 //
+// Each also carries the item's trace ([Msg.SpanContext]) in the W3C
+// traceparent and tracestate headers, so that a [Source] in another process
+// continues it. With the otel module's Instrument on the pipeline, that is
+// the span of the item's "natsjs.publish" call (the encoding, a stage of its
+// own) if that call was sampled, else the span of its last sampled call; an
+// item with no trace is published without those headers.
+//
 // A publish that fails or is not acknowledged within 30s is a failure of the
 // item, settled as in [Map] (Nak'ed for a later retry, then dead-lettered); a
 // value that encode rejects is dead-lettered at once. Neither fails the
@@ -137,24 +167,31 @@ func Publish[T any](p *pipeline.Pipeline, in <-chan *Msg[T], js jetstream.JetStr
 		what := fmt.Sprintf("nil JetStream, empty subject, maxInFlight %d < 1 or nil encode", maxInFlight)
 		return pipeline.Drain(p, failed[struct{}](p, "Publish", what))
 	}
-	slots := make(chan struct{}, maxInFlight)
-	sent := pipeline.FanOut(p, in, 1, func(ctx context.Context, m *Msg[T]) (pending, error) {
+	encoded := pipeline.FanOut(p, in, 1, func(_ context.Context, m *Msg[T]) (outgoing, error) {
 		data, err := encode(m.Value)
 		if err != nil {
-			return pending{}, &itemFailure{err: fmt.Errorf("natsjs: encode: %w", err), permanent: true}
+			return outgoing{}, &itemFailure{err: fmt.Errorf("natsjs: encode: %w", err), permanent: true}
 		}
+		return outgoing{d: m.d, data: data}, nil
+	}, pipeline.Name("natsjs.publish"), pipeline.OnError(settleFailure))
+	// The publish is a stage of its own after the encoding, so that the
+	// trace context it writes is that of the "natsjs.publish" call's span,
+	// which an OpenTelemetry adapter records after the call returns.
+	slots := make(chan struct{}, maxInFlight)
+	sent := pipeline.FanOut(p, encoded, 1, func(ctx context.Context, o outgoing) (pending, error) {
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
 			return pending{}, context.Cause(ctx)
 		}
-		fut, err := js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: data}, jetstream.WithMsgID(m.d.id()))
+		msg := &nats.Msg{Subject: subject, Data: o.data, Header: traceHeader(o.d.spanContext())}
+		fut, err := js.PublishMsgAsync(msg, jetstream.WithMsgID(o.d.id()))
 		if err != nil {
 			<-slots
 			return pending{}, &itemFailure{err: fmt.Errorf("natsjs: publish: %w", err)}
 		}
-		return pending{d: m.d, fut: fut}, nil
-	}, pipeline.Name("natsjs.publish"), pipeline.BufferSize(maxInFlight), pipeline.OnError(settleFailure))
+		return pending{d: o.d, fut: fut}, nil
+	}, pipeline.Name("natsjs.send"), pipeline.BufferSize(maxInFlight), pipeline.OnError(settleFailure))
 	batch := newAcks()
 	runsOf(p).checkAtEnd(p, batch.close) // the gathered acks go before the check
 	return pipeline.ForEach(p, sent, 1, func(ctx context.Context, pd pending) error {
@@ -164,11 +201,26 @@ func Publish[T any](p *pipeline.Pipeline, in <-chan *Msg[T], js jetstream.JetStr
 	}, pipeline.Name("natsjs.confirm"))
 }
 
+// outgoing is an encoded value on its way to the downstream publish. It
+// settles its message when a stage sets it aside, and carries the message's
+// trace, so that the span of its publish call belongs to the item's trace.
+type outgoing struct {
+	d    *delivery
+	data []byte
+}
+
+func (o outgoing) Discard(reason error)           { o.d.discard(reason) }
+func (o outgoing) SpanContext() trace.SpanContext { return o.d.spanContext() }
+
 // pending is a downstream publish awaiting the server's acknowledgement.
 type pending struct {
 	d   *delivery
 	fut jetstream.PubAckFuture
 }
+
+// SpanContext makes the span of the wait for the acknowledgement part of the
+// item's trace.
+func (pd pending) SpanContext() trace.SpanContext { return pd.d.spanContext() }
 
 // confirm waits for the publish's acknowledgement and settles the upstream
 // message: acked (through batch) once stored downstream, a failure

@@ -187,7 +187,6 @@ func (c *Consumer) receive(d *delivery, raw jetstream.Msg, r *run) {
 	if n > 1 {
 		c.stats.redelivered.Add(1)
 	}
-	c.stats.inFlight.Add(1)
 	r.track(d)
 }
 

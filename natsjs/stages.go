@@ -52,18 +52,45 @@ func Map[T, R any](p *pipeline.Pipeline, in <-chan *Msg[T], workers int, fn func
 // ForEach calls fn on the Value of every message of in with workers
 // goroutines and acks each message once fn has returned nil for it (the acks
 // go out in groups, as in [Ack]); then it returns the pipeline's result, as
-// [pipeline.ForEach] does. A failure of fn
+// [pipeline.ForEach] does. It is one stage, "natsjs.foreach" (a
+// [pipeline.ForEach] whose workers gather the acks themselves): it does what
+// [Ack] after [Map] does with one goroutine hand-off less per message. Given
+// a BufferSize option (which sized Map's output when ForEach was those two
+// stages), it is still [Map] then [Ack]. A failure of fn
 // is settled as in [Map] (a later retry, then the dead letters) and does not
 // fail the pipeline. Options are as in Map. If the pipeline ends cleanly but
 // a message of one of its Sources was never settled, ForEach Naks it and
 // returns an error wrapping [ErrUnsettled].
 func ForEach[T any](p *pipeline.Pipeline, in <-chan *Msg[T], workers int, fn func(context.Context, T) error, opts ...pipeline.StageOption) error {
-	var call func(context.Context, T) (struct{}, error)
+	var wrapped func(context.Context, T) (struct{}, error)
 	if fn != nil {
-		call = func(ctx context.Context, v T) (struct{}, error) { return struct{}{}, fn(ctx, v) }
+		wrapped = func(ctx context.Context, v T) (struct{}, error) { return struct{}{}, fn(ctx, v) }
 	}
-	opts = append([]pipeline.StageOption{pipeline.Name("natsjs.foreach")}, opts...)
-	return Ack(p, Map(p, in, workers, call, opts...))
+	if !sinkOptions(opts) {
+		// BufferSize, which a sink has no output for: the two stages, as
+		// before ForEach was one.
+		opts = append([]pipeline.StageOption{pipeline.Name("natsjs.foreach")}, opts...)
+		return Ack(p, Map(p, in, workers, wrapped, opts...))
+	}
+	var call func(context.Context, *Msg[T]) error
+	batch := newAcks()
+	if fn != nil {
+		// One stage: the worker that handled a message gathers its ack
+		// itself, with no hand-off to a sink goroutine of its own.
+		call = func(ctx context.Context, m *Msg[T]) error {
+			if _, err := protect(ctx, wrapped, m.Value); err != nil {
+				return &itemFailure{err: err}
+			}
+			batch.add(m.d)
+			return nil
+		}
+	}
+	runsOf(p).checkAtEnd(p, batch.close) // the gathered acks go before the check
+	all := make([]pipeline.StageOption, 0, len(opts)+2)
+	all = append(all, pipeline.Name("natsjs.foreach"))
+	all = append(all, opts...)
+	all = append(all, pipeline.OnError(settleFailure))
+	return pipeline.ForEach(p, in, workers, call, all...)
 }
 
 // settleFailure is the OnError handler of natsjs stages: every failure skips
@@ -78,4 +105,17 @@ func protect[T, R any](ctx context.Context, fn func(context.Context, T) (R, erro
 		}
 	}()
 	return fn(ctx, v)
+}
+
+// sinkOptions reports whether opts are all options a sink
+// ([pipeline.ForEach]) accepts, by building one on an empty input in a
+// pipeline of its own.
+func sinkOptions(opts []pipeline.StageOption) bool {
+	if len(opts) == 0 {
+		return true
+	}
+	probe := pipeline.New(context.Background())
+	in := make(chan struct{})
+	close(in)
+	return pipeline.ForEach(probe, in, 1, func(context.Context, struct{}) error { return nil }, opts...) == nil
 }

@@ -55,7 +55,9 @@ const ScopeName = "github.com/ec0f1147/pipeline/otel"
 // The span of a call on such an item is a child of SpanContext, so a trace
 // follows the item. If the item also implements [TraceSetter], it is given
 // the span context of its call's span, so that the next stage's call is
-// that span's child: a trace of the item across stages.
+// that span's child: a trace of the item across stages. The natsjs module's
+// *Msg[T] is both, and its Publish and Source carry the trace in the W3C
+// traceparent header, so a trace also follows a job across processes.
 type Traced interface {
 	SpanContext() trace.SpanContext
 }

@@ -9,7 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // The streams and the durable consumer every part of the demo agrees on.
@@ -33,6 +35,7 @@ type Config struct {
 	AckWait               time.Duration // the consumer's AckWait
 	MaxDeliveries         int           // deliveries before a failing job is dead-lettered
 	Metrics               string        // -role worker: address to serve /metrics on; "": none
+	Trace                 bool          // -role worker: trace the pipeline's calls, printing the spans
 }
 
 func (c Config) check() error {
@@ -90,6 +93,12 @@ func setup(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.C
 // server has stored them all. Without cfg.Primes the jobs count no primes
 // (N is 0): they only wait.
 func produce(ctx context.Context, js jetstream.JetStream, cfg Config) error {
+	return produceTraced(ctx, js, cfg, nil)
+}
+
+// produceTraced is produce, and with a tracer tr each job is published in a
+// span of its own, whose trace context the job's headers carry.
+func produceTraced(ctx context.Context, js jetstream.JetStream, cfg Config, tr trace.Tracer) error {
 	for i := 0; i < cfg.Jobs; i++ {
 		n := 0
 		if cfg.Primes {
@@ -105,7 +114,16 @@ func produce(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 		if err != nil {
 			return err
 		}
-		if _, err := js.PublishAsync(jobsSubject, data); err != nil {
+		msg := &nats.Msg{Subject: jobsSubject, Data: data}
+		var span trace.Span
+		if tr != nil {
+			span, msg.Header = jobHeader(tr)
+		}
+		_, err = js.PublishMsgAsync(msg)
+		if span != nil {
+			span.End()
+		}
+		if err != nil {
 			return fmt.Errorf("publish job %d: %w", i, err)
 		}
 		if i%1000 == 999 {
@@ -138,7 +156,19 @@ func runProducer(ctx context.Context, url string, cfg Config, out io.Writer) err
 	if _, err := setup(ctx, js, cfg); err != nil {
 		return err
 	}
-	if err := produce(ctx, js, cfg); err != nil {
+	var tr trace.Tracer
+	if cfg.Trace {
+		// Each job in a span of its own, printed, whose trace the workers go on with.
+		var mu sync.Mutex
+		tp := printedSpans(func(format string, args ...any) {
+			mu.Lock()
+			defer mu.Unlock()
+			fmt.Fprintf(out, format, args...)
+		})
+		defer func() { _ = tp.Shutdown(context.Background()) }()
+		tr = tp.Tracer("jsworker")
+	}
+	if err := produceTraced(ctx, js, cfg, tr); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "published=%d\n", cfg.Jobs)

@@ -12,13 +12,13 @@
 // process held un-acked:
 //
 //	go run ./jsworker -demo
-//	published 2000 jobs (2 not JSON, 2 failing) on nats://127.0.0.1:44485
-//	started 3 worker processes (pids 14830 14831 14836)
-//	killed worker 1 (SIGKILL) after it processed 364 jobs; it last reported 29 un-acked messages, and can hold at most 213
-//	worker 1: processed=364, then killed
-//	worker 2: stopped processed=777 acked=777 redelivered=52 dead=0 released=0 in_flight=0
-//	worker 3: stopped processed=863 acked=863 redelivered=47 dead=2 released=0 in_flight=0
-//	published=2000 processed=2004 acked=2000 redelivered=99 lost=0 dead=4 twice=8 bound=213
+//	published 2000 jobs (2 not JSON, 2 failing) on nats://127.0.0.1:39111
+//	started 3 worker processes (pids 21718 21719 21720)
+//	killed worker 1 (SIGKILL) after it processed 332 jobs; it last reported 22 un-acked messages, and can hold at most 230
+//	worker 1: processed=332, then killed
+//	worker 2: stopped processed=834 acked=834 redelivered=44 dead=0 released=0 in_flight=0
+//	worker 3: stopped processed=834 acked=834 redelivered=42 dead=4 released=0 in_flight=0
+//	published=2000 processed=2000 acked=2000 redelivered=86 lost=0 dead=4 twice=4 bound=230
 //
 // twice counts the jobs processed a second time because the killed process
 // had done them but its acks had not reached the server; bound is what one
@@ -29,11 +29,27 @@
 //
 //	go run ./jsworker -scale
 //
+// -trace follows jobs across processes: it publishes a few jobs, each in a
+// span of its own whose W3C traceparent the job's headers carry, and one
+// worker process (-role worker -trace, its pipeline instrumented with the
+// otel module) handles them; both print their spans, and it checks that every
+// job's natsjs.map span in the worker is the remote child of the producer's
+// span, in the same trace:
+//
+//	go run ./jsworker -trace
+//	producer: span name=produce trace=2e58…dcbc span=5011a784df5f0117 parent=0000000000000000 remote=false
+//	worker 1: span name=natsjs.map trace=2e58…dcbc span=078250b1519bc147 parent=5011a784df5f0117 remote=true
+//	worker 1: span name=natsjs.publish trace=2e58…dcbc span=8e3c07bc65a60154 parent=078250b1519bc147 remote=false
+//	…
+//	traced=3 continued=3 worker_spans=12
+//
 // With a real server, each part runs as its own process:
 //
 //	go run ./jsworker -role server                 # or: nats-server -js
 //	go run ./jsworker -role worker                 # in two terminals or more
 //	go run ./jsworker -role producer -jobs 10000
+//
+// (-trace with -role producer or worker prints their spans.)
 //
 // -nats URL points the roles (and the demo) at a server; Ctrl-C stops a worker
 // gracefully: it stops fetching, finishes and acks what it holds, and hands
@@ -86,6 +102,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.Work, "work", 2*time.Millisecond, "time one job waits, as for I/O (-scale: 5ms)")
 	fs.DurationVar(&cfg.AckWait, "ack-wait", 2*time.Second, "how long the server waits for an ack before it delivers a message again")
 	fs.IntVar(&cfg.MaxDeliveries, "max-deliveries", 4, "deliveries of a failing job before it is dead-lettered")
+	fs.BoolVar(&cfg.Trace, "trace", false, "alone: publish a few jobs with a traceparent each and show their traces going on in a worker process (on an embedded server unless -nats is given); with -role producer|worker: trace the jobs, printing the spans")
 	fs.StringVar(&cfg.Metrics, "metrics", "", "-role worker: serve Prometheus metrics on http://ADDR/metrics (a bare :port binds 127.0.0.1)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -93,10 +110,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if *scale {
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	traceDemo := cfg.Trace && *role == "" && !*demo && !*scale
+	switch {
+	case *scale:
 		scaleDefaults(&cfg, set)
+	case traceDemo:
+		traceDefaults(&cfg, set)
 	}
 	if err := cfg.check(); err != nil {
 		return err
@@ -104,6 +125,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch {
 	case *demo && *scale, (*demo || *scale) && *role != "":
 		return errors.New("give one of -demo, -scale and -role")
+	case cfg.Trace && (*demo || *scale):
+		return errors.New("-trace goes alone or with -role producer|worker")
+	case traceDemo:
+		return runTrace(ctx, *url, cfg, stdout, stderr)
 	case *demo:
 		return runDemo(ctx, *url, cfg, stdout, stderr)
 	case *scale:
@@ -151,6 +176,23 @@ func scaleDefaults(cfg *Config, set map[string]bool) {
 	for _, d := range defaults {
 		if !set[d.flag] {
 			d.apply()
+		}
+	}
+}
+
+// traceDefaults gives -trace its own defaults for the flags not set: a few
+// jobs that succeed at once.
+func traceDefaults(cfg *Config, set map[string]bool) {
+	defaults := map[string]func(){
+		"jobs":    func() { cfg.Jobs = 3 },
+		"poison":  func() { cfg.Poison = 0 },
+		"failing": func() { cfg.Failing = 0 },
+		"flaky":   func() { cfg.Flaky = 0 },
+		"primes":  func() { cfg.Primes = false },
+	}
+	for flag, apply := range defaults {
+		if !set[flag] {
+			apply()
 		}
 	}
 }

@@ -251,3 +251,57 @@ func TestRoleWorker_MetricsFlagServesThePipelineOnLoopback(t *testing.T) {
 	stop()
 	require.NoError(t, <-done)
 }
+
+var traced = regexp.MustCompile(`(?m)^traced=(\d+) continued=(\d+) worker_spans=(\d+)$`)
+
+func TestTrace_EveryJobsTraceGoesOnInTheWorkerProcess(t *testing.T) {
+	const jobs = 5
+	var out, errOut syncBuffer
+	err := run(context.Background(), []string{"-trace", "-jobs", strconv.Itoa(jobs)}, &out, &errOut)
+	require.NoError(t, err, "output:\n%s%s", out.String(), errOut.String())
+
+	m := traced.FindStringSubmatch(out.String())
+	require.NotNil(t, m, "output:\n%s", out.String())
+	assert.Equal(t, []string{strconv.Itoa(jobs), strconv.Itoa(jobs)}, m[1:3], "every job's trace continued in the worker")
+	assert.Equal(t, strconv.Itoa(4*jobs), m[3], "map, publish, send and confirm spans for every job")
+
+	// The worker's spans of one job share the producer's trace: the map span
+	// is the remote child of the producer's span, the publish span its child.
+	produced := map[string]string{} // trace → producer span
+	var worker []spanLine
+	for _, line := range strings.Split(out.String(), "\n") {
+		if rest, ok := strings.CutPrefix(line, "producer: "); ok {
+			s, ok := parseSpan(rest)
+			require.True(t, ok, line)
+			produced[s.trace] = s.span
+		}
+		if rest, ok := strings.CutPrefix(line, "worker 1: "); ok {
+			s, ok := parseSpan(rest)
+			require.True(t, ok, line)
+			worker = append(worker, s)
+		}
+	}
+	require.Len(t, produced, jobs)
+	maps := map[string]string{} // map span → trace
+	for _, s := range worker {
+		require.Contains(t, produced, s.trace, "worker span %s in a trace the producer started", s.name)
+		if s.name == "natsjs.map" {
+			assert.Equal(t, produced[s.trace], s.parent)
+			assert.True(t, s.remote)
+			maps[s.span] = s.trace
+		}
+	}
+	for _, s := range worker {
+		if s.name == "natsjs.publish" {
+			assert.Equal(t, s.trace, maps[s.parent], "the publish span is a child of its job's map span")
+		}
+	}
+}
+
+func TestRun_RejectsTraceWithDemoOrScale(t *testing.T) {
+	for _, mode := range []string{"-demo", "-scale"} {
+		var out, errOut syncBuffer
+		err := run(context.Background(), []string{"-trace", mode}, &out, &errOut)
+		assert.ErrorContains(t, err, "-trace goes alone", mode)
+	}
+}

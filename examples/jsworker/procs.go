@@ -56,9 +56,10 @@ type proc struct {
 	err   error
 
 	mu        sync.Mutex
-	processed int    // jobs it processed
-	inFlight  int    // un-acked messages it held at its last status line
-	stopped   string // its "worker: stopped" line, after a graceful stop
+	processed int        // jobs it processed
+	inFlight  int        // un-acked messages it held at its last status line
+	stopped   string     // its "worker: stopped" line, after a graceful stop
+	spans     []spanLine // the spans it printed (-trace)
 }
 
 // startWorkers starts n worker processes from this executable, connected to
@@ -72,6 +73,9 @@ func startWorkers(n int, url string, cfg Config, led *ledger, stderr io.Writer) 
 	args := []string{"-role", "worker", "-events", "-nats", url,
 		"-workers", strconv.Itoa(cfg.Workers), "-work", cfg.Work.String(), "-ack-wait", cfg.AckWait.String(),
 		"-max-deliveries", strconv.Itoa(cfg.MaxDeliveries), "-flaky", strconv.Itoa(cfg.Flaky)}
+	if cfg.Trace {
+		args = append(args, "-trace")
+	}
 	var procs []*proc
 	for i := 1; i <= n; i++ {
 		pr, err := startProc(i, exe, args, led, stderr)
@@ -134,6 +138,12 @@ func (pr *proc) read(stdout io.Reader, led *ledger) {
 				isReady = true
 				close(pr.ready)
 			}
+		case strings.HasPrefix(line, "span "):
+			if sp, ok := parseSpan(line); ok {
+				pr.mu.Lock()
+				pr.spans = append(pr.spans, sp)
+				pr.mu.Unlock()
+			}
 		case strings.HasPrefix(line, "worker: stopped"):
 			pr.mu.Lock()
 			pr.stopped = line
@@ -158,6 +168,13 @@ func (pr *proc) report() (processed, inFlight int, stopped string) {
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
 	return pr.processed, pr.inFlight, pr.stopped
+}
+
+// traced returns the spans the process printed.
+func (pr *proc) traced() []spanLine {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	return append([]spanLine(nil), pr.spans...)
 }
 
 // waitReady waits until every process consumes, or one has exited.

@@ -11,6 +11,7 @@ import (
 	"github.com/ec0f1147/pipeline"
 	"github.com/ec0f1147/pipeline/examples/internal/metricsrv"
 	"github.com/ec0f1147/pipeline/natsjs"
+	"github.com/ec0f1147/pipeline/otel"
 	"github.com/ec0f1147/pipeline/prom"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -35,7 +36,9 @@ func unackedBound(cfg Config) int {
 		stageBuffer + // Source → Map
 		cfg.Workers + // Map's goroutines
 		stageBuffer + // Map → Publish
-		1 + // Publish's goroutine, waiting for a slot
+		1 + // Publish's encoding goroutine
+		stageBuffer + // Publish's encoding → its publishing
+		1 + // Publish's publishing goroutine, waiting for a slot
 		publishes + // published, awaiting the server's acknowledgement
 		2*natsjs.AckGroupSize // acks gathered, and acks written but not yet read by the server
 }
@@ -61,8 +64,8 @@ type pipe struct {
 // publishes each result to the results stream, acking the job only once the
 // result is stored. Failed jobs are retried after a short backoff, then
 // dead-lettered; poison ones are dead-lettered at once. done, if not nil, is
-// called with the ID of every job processed.
-func startPipe(ctx context.Context, js jetstream.JetStream, cons jetstream.Consumer, w *worker, cfg Config, done func(id int)) (*pipe, error) {
+// called with the ID of every job processed; opts go to pipeline.New.
+func startPipe(ctx context.Context, js jetstream.JetStream, cons jetstream.Consumer, w *worker, cfg Config, done func(id int), opts ...pipeline.Option) (*pipe, error) {
 	c, err := natsjs.NewConsumer(ctx, js, cons, deadSubject,
 		natsjs.MaxDeliveries(cfg.MaxDeliveries),
 		natsjs.Backoff(func(n int) time.Duration { return time.Duration(n) * 50 * time.Millisecond }),
@@ -70,7 +73,8 @@ func startPipe(ctx context.Context, js jetstream.JetStream, cons jetstream.Consu
 	if err != nil {
 		return nil, err
 	}
-	pp := &pipe{p: pipeline.New(ctx, pipeline.DefaultBuffer(stageBuffer)), c: c,
+	opts = append([]pipeline.Option{pipeline.DefaultBuffer(stageBuffer)}, opts...)
+	pp := &pipe{p: pipeline.New(ctx, opts...), c: c,
 		processed: new(atomic.Int64), done: make(chan error, 1)}
 	jobs := natsjs.Source(pp.p, c, natsjs.DecodeJSON[Job])
 	results := natsjs.Map(pp.p, jobs, cfg.Workers, func(ctx context.Context, j Job) (Result, error) {
@@ -132,7 +136,15 @@ func runWorkerRole(ctx context.Context, url string, cfg Config, out io.Writer, e
 	}
 	// The pipeline gets its own context: the signal asks for Stop, not for a
 	// cancel, so that the items in flight are finished and acked.
-	pp, err := startPipe(context.Background(), js, cons, newWorker(cfg), cfg, done)
+	var opts []pipeline.Option
+	if cfg.Trace {
+		// Every call traced, its span printed: the jobs' traces, continued
+		// from the producer's traceparent headers.
+		tp := printedSpans(say)
+		defer func() { _ = tp.Shutdown(context.Background()) }()
+		opts = append(opts, otel.Instrument(otel.TracerProvider(tp), otel.CallEvery(1), otel.PipelineName("jsworker")))
+	}
+	pp, err := startPipe(context.Background(), js, cons, newWorker(cfg), cfg, done, opts...)
 	if err != nil {
 		return err
 	}
