@@ -125,24 +125,26 @@ func closeAll[T any](outs []chan T) {
 	}
 }
 
-// busyAfter is the work between two sends from which a sender counts as
-// busy: a yield (well under a microsecond) costs it a few percent at most.
+// busyAfter is the mean time between a source's emits from which it counts
+// as busy: a yield (well under a microsecond) costs it a few percent at
+// most.
 const busyAfter = 2 * time.Microsecond
 
 // deliverTimed is deliver that adds to t's SendWait the time spent blocked
 // on a full out. Only the slow path reads the clock: a send that finds room
 // costs what deliver's does.
 //
-// It also hands items off from a busy sender. A receiver woken by a send
-// waits for a processor, and the runtime gives it the sender's: a sender
-// that works on without blocking (a parser, a decoder, any stage whose own
-// work between two sends was sampled at busyAfter or more) keeps it, and
-// the item waits for the receiver to be stolen by another processor or the
-// sender to be preempted: tens of microseconds to milliseconds. So a busy
-// sender that finds its output still holding an earlier item (its receiver
-// has not run since) yields once after the send, and the receiver runs at
-// once. A sender that is not busy never yields: on the throughput workloads
-// every sender is, and the buffer lets it run ahead of its receiver.
+// It also hands items off from a busy source. A receiver woken by a send
+// waits for a processor, and the runtime gives it the sender's: a source
+// whose user code works on between its emits (a parser, a decoder, a loop
+// pacing itself) keeps it, and the item waits for the receiver to be stolen
+// by another processor or the source to be preempted or to fill the
+// buffer: tens of microseconds to milliseconds. So a busy source (its emits
+// sampled at busyAfter or more apart, see the sources' emit) yields after
+// each send, and the receiver it woke runs at once. Other senders never
+// yield here: on the throughput workloads a sender runs ahead of its
+// receiver by the buffer, and a worker whose call sleeps or waits has given
+// its processor up anyway.
 func deliverTimed[T any](p *Pipeline, t *counters, out chan<- T, v T, stop <-chan struct{}) error {
 	select {
 	case out <- v:

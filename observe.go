@@ -100,9 +100,6 @@ func callEnd[T any](p *Pipeline, s *stage, t *counters, start time.Duration, v T
 
 func callEnded[T any](p *Pipeline, s *stage, t *counters, start time.Duration, v T, err error) {
 	d := monotonic() - start
-	if busy := d >= busyAfter; busy != t.busy.Load() {
-		t.busy.Store(busy)
-	}
 	// The first duration is kept in t: a short-lived stage (a small
 	// pipeline per request) makes no histogram.
 	if t.first.Load() == 0 {
