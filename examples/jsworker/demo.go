@@ -39,6 +39,32 @@ func demoServer(url string) (string, func(), error) {
 }
 
 // freshStart deletes the demo's streams (and so its consumer) and creates
+// startDemo starts what the demo and the trace run share: the server
+// (embedded if url is empty; its URL is returned), a connection, and the
+// streams and consumer set up afresh. closeAll closes the connection, then
+// the server.
+func startDemo(ctx context.Context, url string, cfg Config) (string, jetstream.JetStream, jetstream.Consumer, func(), error) {
+	url, closeServer, err := demoServer(url)
+	if err != nil {
+		return "", nil, nil, nil, err
+	}
+	nc, js, err := connect(ctx, url)
+	if err != nil {
+		closeServer()
+		return "", nil, nil, nil, err
+	}
+	closeAll := func() {
+		nc.Close()
+		closeServer()
+	}
+	cons, err := freshStart(ctx, js, cfg)
+	if err != nil {
+		closeAll()
+		return "", nil, nil, nil, err
+	}
+	return url, js, cons, closeAll, nil
+}
+
 // them again, empty.
 func freshStart(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Consumer, error) {
 	for _, name := range []string{jobsStream, deadStream, resultsStream} {
@@ -59,20 +85,11 @@ func freshStart(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstr
 // twice (twice) are no more than the killed worker could hold un-acked
 // (bound, see unackedBound). With url empty it runs on an embedded server.
 func runDemo(ctx context.Context, url string, cfg Config, out, stderr io.Writer) error {
-	url, closeServer, err := demoServer(url)
+	url, js, cons, closeAll, err := startDemo(ctx, url, cfg)
 	if err != nil {
 		return err
 	}
-	defer closeServer()
-	nc, js, err := connect(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	cons, err := freshStart(ctx, js, cfg)
-	if err != nil {
-		return err
-	}
+	defer closeAll()
 	if err := produce(ctx, js, cfg); err != nil {
 		return err
 	}

@@ -84,20 +84,11 @@ func parseSpan(line string) (spanLine, bool) {
 // in the worker: a natsjs.map span there whose trace is the job's and whose
 // parent is the producer's span, remote.
 func runTrace(ctx context.Context, url string, cfg Config, out, stderr io.Writer) error {
-	url, closeServer, err := demoServer(url)
+	url, js, cons, closeAll, err := startDemo(ctx, url, cfg)
 	if err != nil {
 		return err
 	}
-	defer closeServer()
-	nc, js, err := connect(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	cons, err := freshStart(ctx, js, cfg)
-	if err != nil {
-		return err
-	}
+	defer closeAll()
 	var produced []spanLine
 	tp := printedSpans(func(format string, args ...any) {
 		line := fmt.Sprintf(format, args...)
