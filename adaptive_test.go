@@ -223,6 +223,68 @@ func TestAdaptiveLimiter_AIMDCutsCallsSlowerThanItsThreshold(t *testing.T) {
 	assert.GreaterOrEqual(t, last.Latency, 5*time.Millisecond)
 }
 
+// aimdSteps runs calls calls one at a time (each a round of its own) under
+// an AIMD limiter of limits [1, from] set to from, call i returning what
+// fn(i) does, and returns the limits it moved to after that SetLimit.
+func aimdSteps(t *testing.T, alg pipeline.AIMD, from, calls int, fn func(i int) error) []int {
+	t.Helper()
+	l := pipeline.NewAdaptiveLimiter(1, from, alg)
+	l.SetLimit(from)
+	ctx, cancel := context.WithTimeout(context.Background(), hangBound)
+	defer cancel()
+	p := pipeline.New(ctx)
+	err := pipeline.ForEach(p, pipeline.Generate(p, ints(calls)...), 1, func(_ context.Context, i int) error {
+		return fn(i)
+	}, pipeline.Limit(l), pipeline.OnError(func(*pipeline.StageError) error { return nil }))
+	require.NoError(t, err)
+	var to []int
+	for _, a := range l.Adjustments()[1:] {
+		to = append(to, a.To)
+	}
+	return to
+}
+
+func TestAdaptiveLimiter_AIMDBadRoundsInARowCompoundTheBackoff(t *testing.T) {
+	fail := errors.New("overloaded")
+	slow := func(ms int) func(int) error {
+		return func(int) error {
+			time.Sleep(time.Duration(ms) * time.Millisecond)
+			return nil
+		}
+	}
+	for name, bad := range map[string]struct {
+		alg  pipeline.AIMD
+		call func(int) error
+	}{
+		"failures":   {pipeline.AIMD{}, func(int) error { return fail }},
+		"slow calls": {pipeline.AIMD{Threshold: 50 * time.Millisecond}, slow(60)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Run("squared each time, down to half", func(t *testing.T) {
+				// 20 × 0.9 = 18, × 0.81 = 14.6, × 0.66 = 9.6, then halved: 4.8, 2.4, 1.2.
+				to := aimdSteps(t, bad.alg, 20, 6, bad.call)
+				assert.Equal(t, []int{18, 14, 9, 4, 2, 1}, to)
+			})
+			t.Run("a good call starts again from Backoff", func(t *testing.T) {
+				// 9.6 after three bad calls; a good one; then 9.6 × 0.9 = 8.6, × 0.81 = 7.0.
+				to := aimdSteps(t, bad.alg, 20, 6, func(i int) error {
+					if i == 3 {
+						return nil
+					}
+					return bad.call(i)
+				})
+				assert.Equal(t, []int{18, 14, 9, 8, 6}, to)
+			})
+			t.Run("never by more than Backoff asks", func(t *testing.T) {
+				alg := bad.alg
+				alg.Backoff = 0.4
+				to := aimdSteps(t, alg, 20, 3, bad.call)
+				assert.Equal(t, []int{8, 3, 1}, to)
+			})
+		})
+	}
+}
+
 func TestAdaptiveLimiter_NeverLeavesItsBounds(t *testing.T) {
 	t.Run("failing calls bring it to min, not below", func(t *testing.T) {
 		for name, alg := range map[string]pipeline.Algorithm{"AIMD": pipeline.AIMD{}, "Vegas": pipeline.Vegas{}} {
