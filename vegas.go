@@ -31,10 +31,14 @@ import (
 //     the downstream loses capacity;
 //   - queue < max(Alpha×limit, 0.5), if a call of the round was admitted
 //     with at least half the limit in use (as for [AIMD]): in the round
-//     right after a "queue" drop, the drop was spurious (the queue vanished
+//     right after a "queue" drop whose latency had jumped to more than
+//     twice the round before's, the drop was spurious (the queue vanished
 //     at once: the latency came from a pause, of this process or of the
 //     network, not from a queue the limit built) and the limit returns to
-//     where it was, as TCP's Eifel response undoes a spurious cut;
+//     where it was, as TCP's Eifel response undoes a spurious cut (a drop
+//     from a queue that grew a call at a time is never undone: at a small
+//     limit the drop leaves no queue at all, and undoing it would swing the
+//     limit between the right one and one too high);
 //     otherwise it grows by half the band, (Beta−Alpha)/2×limit, at least
 //     one;
 //   - otherwise it holds.
@@ -106,8 +110,9 @@ type vegasRule struct {
 	minRTT time.Duration // the no-load latency; 0 until first measured
 
 	// the round under way
-	cut         uint64  // calls admitted before this admission number do not count
-	undo        float64 // the limit before a "queue" drop, for the round after it
+	cut         uint64        // calls admitted before this admission number do not count
+	undo        float64       // the limit before a "queue" drop, for the round after it
+	lastRTT     time.Duration // the mean latency of the last round that had one
 	calls, good int
 	sum         time.Duration
 	fails       bool
@@ -167,12 +172,14 @@ func (r *vegasRule) next(limit float64, s sample) (float64, string, time.Duratio
 	rtt := r.sum / time.Duration(r.good)
 	ratio := min(float64(r.minRTT)/float64(rtt), 1) // no-load latency over now's
 	queue := limit * (1 - ratio)
-	undo := r.undo
-	r.undo = 0
+	undo, last := r.undo, r.lastRTT
+	r.undo, r.lastRTT = 0, rtt
 	switch {
 	case queue > max(r.cfg.Beta*limit, 1):
 		r.cut = s.next
-		r.undo = limit
+		if last > 0 && rtt > 2*last {
+			r.undo = limit // a jump, not a queue built a call at a time: maybe a pause
+		}
 		target := limit * ratio / (1 - (r.cfg.Alpha+r.cfg.Beta)/2)
 		return max(target, limit/2), "queue", rtt
 	case queue < max(r.cfg.Alpha*limit, 0.5) && r.busy:
