@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,6 +63,14 @@ func main() {
 		os.Exit(2)
 	}
 	cfg.progress = os.Stderr
+	if cfg.raw != "" {
+		// Before the rounds, not after them: a path that cannot be written
+		// must not cost a whole run.
+		if err := os.MkdirAll(filepath.Dir(cfg.raw), 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "adaptive:", err)
+			os.Exit(1)
+		}
+	}
 	var res []*result
 	if cfg.from != "" {
 		cfg, res, err = load(cfg.from)
