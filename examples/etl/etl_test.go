@@ -11,11 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ec0f1147/pipeline"
+	"github.com/ec0f1147/pipeline/examples/internal/syncbuf"
 	"github.com/ec0f1147/pipeline/live"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -346,28 +346,10 @@ func TestRun_MetricsFlagServesOnLoopback(t *testing.T) {
 	assert.Error(t, err, "an address that cannot be bound fails the run")
 }
 
-// lockedBuffer is a bytes.Buffer that a test may read while run writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestRun_HTTPFlagServesTheLiveViewOnLoopback(t *testing.T) {
 	src := exWriteTree(t, exSmallTree)
 	db := filepath.Join(t.TempDir(), "index.db")
-	var stderr lockedBuffer
+	var stderr syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(context.Background(), []string{"-src", src, "-db", db, "-progress", "none",

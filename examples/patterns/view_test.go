@@ -5,38 +5,20 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ec0f1147/pipeline/examples/internal/syncbuf"
 	"github.com/ec0f1147/pipeline/live"
 )
-
-// exLockedBuffer is a bytes.Buffer that a test may read while run writes.
-type exLockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *exLockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *exLockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func TestRun_SlowHTTPShowsEachPatternInTheLiveView(t *testing.T) {
 	const pace = 5 * time.Millisecond
 	var stdout bytes.Buffer
-	var stderr exLockedBuffer
+	var stderr syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run([]string{"-http", ":0", "-slow", "-pace", pace.String(), "-linger", "3s", "worker-pool", "dropping"}, &stdout, &stderr)

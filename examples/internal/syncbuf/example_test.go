@@ -1,0 +1,37 @@
+package syncbuf_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/ec0f1147/pipeline/examples/internal/syncbuf"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// A program's goroutines write while the test reads.
+func ExampleBuffer() {
+	var out syncbuf.Buffer
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fmt.Fprintf(&out, "line %d\n", i)
+		}()
+	}
+	_ = out.String() // safe while they write
+	wg.Wait()
+	fmt.Println(len(out.String()))
+	// Output: 21
+}
+
+// ExampleBuffer_Write shows Write and String.
+func ExampleBuffer_Write() {
+	var out syncbuf.Buffer
+	_, _ = out.Write([]byte("hello"))
+	fmt.Println(out.String())
+	// Output: hello
+}
