@@ -8,7 +8,6 @@ package pipeline
 import (
 	"context"
 	"runtime"
-	"time"
 )
 
 // inlet is a stage's input. A channel made by this pipeline is read with
@@ -125,32 +124,12 @@ func closeAll[T any](outs []chan T) {
 	}
 }
 
-// busyAfter is the mean time between a source's emits from which it counts
-// as busy: a yield (well under a microsecond) costs it a few percent at
-// most.
-const busyAfter = 2 * time.Microsecond
-
 // deliverTimed is deliver that adds to t's SendWait the time spent blocked
 // on a full out. Only the slow path reads the clock: a send that finds room
 // costs what deliver's does.
-//
-// It also hands items off from a busy source. A receiver woken by a send
-// waits for a processor, and the runtime gives it the sender's: a source
-// whose user code works on between its emits (a parser, a decoder, a loop
-// pacing itself) keeps it, and the item waits for the receiver to be stolen
-// by another processor or the source to be preempted or to fill the
-// buffer: tens of microseconds to milliseconds. So a busy source (its emits
-// sampled at busyAfter or more apart, see the sources' emit) yields after
-// each send, and the receiver it woke runs at once. Other senders never
-// yield here: on the throughput workloads a sender runs ahead of its
-// receiver by the buffer, and a worker whose call sleeps or waits has given
-// its processor up anyway.
 func deliverTimed[T any](p *Pipeline, t *counters, out chan<- T, v T, stop <-chan struct{}) error {
 	select {
 	case out <- v:
-		if t.busy.Load() {
-			runtime.Gosched()
-		}
 		return nil
 	default:
 	}

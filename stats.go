@@ -107,7 +107,6 @@ type timing struct {
 	first              atomic.Int64             // the first sampled call's duration + 1; 0: none yet
 	lat                atomic.Pointer[liveHist] // the later sampled calls': made at the second
 	tick               uint32
-	busy               atomic.Bool // a source's emits were sampled busyAfter or more apart (see deliverTimed)
 }
 
 // channelRef is the pipeline's record of a channel that a stage made or
