@@ -35,3 +35,17 @@ func ExampleBuffer_Write() {
 	fmt.Println(out.String())
 	// Output: hello
 }
+
+// ExampleBuffer_After waits for a program to say where it listens.
+func ExampleBuffer_After() {
+	var out syncbuf.Buffer
+	fmt.Fprint(&out, "starting\nlive view: http://127.0.0.1:8080/")
+	_, ok := out.After("live view: ")
+	fmt.Println(ok) // the line is not whole yet
+	fmt.Fprint(&out, "\n")
+	url, ok := out.After("live view: ")
+	fmt.Println(url, ok)
+	// Output:
+	// false
+	// http://127.0.0.1:8080/ true
+}

@@ -5,6 +5,7 @@ package syncbuf
 
 import (
 	"bytes"
+	"strings"
 	"sync"
 )
 
@@ -20,6 +21,14 @@ func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.Write(p)
+}
+
+// After returns what follows the first occurrence of marker, up to the end
+// of its line, once that line is written whole; ok is false until then.
+func (b *Buffer) After(marker string) (rest string, ok bool) {
+	_, rest, found := strings.Cut(b.String(), marker)
+	rest, _, whole := strings.Cut(rest, "\n")
+	return rest, found && whole
 }
 
 // String returns what has been written so far.
