@@ -99,7 +99,8 @@ func startAt(from Position) Position {
 
 // withFile opens path, seeks to from.Offset and runs read on the file. The
 // file is closed when read returns, or as soon as ctx ends, which unblocks a
-// read on a pipe. A read that fails because ctx ended reports ctx's error.
+// read on a pipe. A seek or read that fails because ctx ended (the file
+// closed under it) reports ctx's error.
 func withFile(ctx context.Context, path string, from Position, read func(io.Reader) error) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -111,6 +112,15 @@ func withFile(ctx context.Context, path string, from Position, read func(io.Read
 			f.Close()
 		}
 	}()
+	err = seekAndRead(f, path, from, read)
+	if ctx.Err() != nil && err != nil && !errors.Is(err, ErrStopped) {
+		return ctx.Err()
+	}
+	return err
+}
+
+// seekAndRead is withFile's work on the open file f.
+func seekAndRead(f *os.File, path string, from Position, read func(io.Reader) error) error {
 	if from.Offset > 0 {
 		info, err := f.Stat()
 		if err != nil {
@@ -124,9 +134,5 @@ func withFile(ctx context.Context, path string, from Position, read func(io.Read
 			return &ReadError{Path: path, Pos: from, Err: err}
 		}
 	}
-	err = read(f)
-	if ctx.Err() != nil && err != nil && !errors.Is(err, ErrStopped) {
-		return ctx.Err()
-	}
-	return err
+	return read(f)
 }

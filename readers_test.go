@@ -828,3 +828,17 @@ func TestFileCSV(t *testing.T) {
 		assert.Equal(t, path, rdReadError(t, err).Path)
 	})
 }
+
+// TestFileLines_StoppedBeforeItSeeksIsACleanEnd: Stop cancels the source's
+// context, which closes the file, possibly before the source has seeked to
+// its saved position; that is a clean end, not a read error.
+func TestFileLines_StoppedBeforeItSeeksIsACleanEnd(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "in.txt")
+	require.NoError(t, os.WriteFile(path, []byte("a\nb\nc\n"), 0o644))
+	for range 200 {
+		p := pipeline.New(context.Background())
+		p.Stop()
+		lines := pipeline.FileLines(p, path, pipeline.Position{Offset: 2, Line: 2}, 80)
+		require.NoError(t, pipeline.Drain(p, lines))
+	}
+}
