@@ -23,6 +23,7 @@ type spec struct {
 	allowed optBit // the options it accepts
 	source  bool   // it takes no input
 	calls   bool   // each item is a call of a user function: Busy counts them
+	pool    bool   // its workers take items from one input in any order: a source feeding it may spill (see attachSpill)
 	bad     string // a problem with the constructor's own arguments; "" if none
 	// held reports a keyed stage's calls running and what it holds, for
 	// Stats; nil for other stages
@@ -47,9 +48,10 @@ type node[T, R any] struct {
 	upRef  [1]*stage
 	ref    channelRef // the record of a one-output stage's output
 
-	c       caller[T, R]  // the caller of the user function, for a stage that has one (see newCaller)
-	left    atomic.Int32  // goroutines of the stage still running: the last closes the outputs
-	oneEach [1]eachJob[T] // the job of a one-worker stage run by each
+	c       caller[T, R]             // the caller of the user function, for a stage that has one (see newCaller)
+	spill   atomic.Pointer[spill[R]] // a source's: its output's extension (see attachSpill)
+	left    atomic.Int32             // goroutines of the stage still running: the last closes the outputs
+	oneEach [1]eachJob[T]            // the job of a one-worker stage run by each
 }
 
 // outRefs returns k new records for the stage's outputs.
@@ -68,7 +70,7 @@ func (n *node[T, R]) outRefs(k int) []*channelRef {
 // callSpec describes a stage that calls a user function fn on workers
 // goroutines and sends what it returns.
 func callSpec(kind string, workers int, nilFn bool) spec {
-	return spec{kind: kind, workers: workers, outs: 1, allowed: optsCall, calls: true,
+	return spec{kind: kind, workers: workers, outs: 1, allowed: optsCall, calls: true, pool: true,
 		bad: firstProblem(inRange("workers", workers), mustNotBeNil(nilFn, "fn"))}
 }
 
@@ -111,7 +113,7 @@ func build[T, R any](p *Pipeline, sp spec, opts []StageOption, start func(n *nod
 	}
 	buf := n.cfg.buf
 	if buf < 0 {
-		buf = p.buf
+		buf = outputBuffer[R](p, sp.workers, sp.bad != "")
 	}
 	problem := n.makeOutputs(outs, buf)
 	workers := sp.workers
@@ -176,6 +178,9 @@ func build[T, R any](p *Pipeline, sp spec, opts []StageOption, start func(n *nod
 	}
 	if len(n.ins) > 0 {
 		n.in = n.ins[0]
+		if sp.pool && len(s.ins) == 1 && !n.in.foreign && p.track == nil && workers > cap(n.in.ch) {
+			n.in.spill = attachSpill[T](s.ins[0].maker, workers)
+		}
 	}
 
 	switch {
@@ -279,7 +284,18 @@ func (n *node[T, R]) queue() (l, c int) {
 		l += len(o)
 		c += cap(o)
 	}
+	if q := n.spill.Load(); q != nil {
+		l += q.waiting()
+		c += q.room
+	}
 	return l, c
+}
+
+// attach gives the stage's output the spill q, if the stage is a source
+// (one goroutine writes its one output) whose output has the default
+// capacity (neither BufferSize nor DefaultBuffer set it) and no spill yet.
+func (n *node[T, R]) attach(q *spill[R]) bool {
+	return n.s.source && len(n.outs) == 1 && n.cfg.buf < 0 && !n.p.bufSet && n.spill.CompareAndSwap(nil, q)
 }
 
 // newCaller returns the stage's caller of fn, with the stage's options

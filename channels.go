@@ -19,6 +19,7 @@ type inlet[T any] struct {
 	ch      <-chan T
 	foreign bool
 	stop    <-chan struct{} // a foreign channel's reader: the pipeline's stopChan
+	spill   *spill[T]       // a wide stage's items taken ahead (see nextSpilled); nil for others
 }
 
 // next returns the next item of the input for a stage; false once it has
@@ -145,6 +146,9 @@ func (in inlet[T]) nextTimed(p *Pipeline, t *counters) (v T, ok bool) {
 	if p.track != nil {
 		return in.nextHeld(p, t)
 	}
+	if in.spill != nil {
+		return in.nextSpilled(p, t)
+	}
 	if !in.foreign || !p.stopped.Load() {
 		select {
 		case v, ok = <-in.ch:
@@ -159,6 +163,31 @@ func (in inlet[T]) nextTimed(p *Pipeline, t *counters) (v T, ok bool) {
 	start := monotonic()
 	v, ok = in.next(p)
 	t.recvWait.Add(int64(monotonic() - start))
+	return v, ok
+}
+
+// nextSpilled is nextTimed for a stage whose input has a spill (see
+// attachSpill): it takes the channel's items first, then the spill's, and
+// waits on the channel when both are empty (the source writes to the
+// channel again as soon as its spill is empty). A closed channel ends the
+// input once the spill is empty too.
+func (in inlet[T]) nextSpilled(p *Pipeline, t *counters) (v T, ok bool) {
+	select {
+	case v, ok = <-in.ch:
+	default:
+		if v, ok = in.spill.pop(); !ok {
+			start := monotonic()
+			v, ok = <-in.ch
+			t.recvWait.Add(int64(monotonic() - start))
+		}
+	}
+	if !ok {
+		v, ok = in.spill.pop()
+	}
+	if ok && p.cancelled() {
+		p.recordInterrupt()
+		return v, false
+	}
 	return v, ok
 }
 

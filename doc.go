@@ -37,6 +37,23 @@
 // such a stage as many workers as the limiter's max, and the workers above
 // the current limit wait, parked, until it grows.
 //
+// # Buffers
+//
+// Every output holds [DefaultBufferSize] items unless [DefaultBuffer] or
+// [BufferSize] says otherwise; with either option a stage gets exactly what
+// it says. Without them, two cases get more room. A stage with more
+// workers than DefaultBufferSize has a slot per worker (within 64 KiB of
+// items), so that its workers can hand over their results while their
+// reader waits for a processor. And a source ([Generate], [FromSeq],
+// [FromChan], [Produce], the readers) whose output is read by a stage with
+// more workers than the output has slots ([FanOut], [FlatMap], [ForEach];
+// not [FanOutOrdered]) runs up to one item per worker further ahead, in a
+// queue beside its channel that the stage reads after the channel, in
+// order. Without it, hundreds of workers woken together (by their I/O)
+// find the channel empty while the source waits for a processor to refill
+// it one slot at a time. [StageStats] counts that queue in the source's
+// QueueLen and QueueCap; [Pipeline.Stop] drains it like the channel.
+//
 // # Errors
 //
 // The first failure wins: a user function's error (as a [*StageError] naming

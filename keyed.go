@@ -38,7 +38,7 @@ import (
 func FanOutKeyed[T, R any, K comparable](p *Pipeline, in <-chan T, workers int, key func(T) K, fn func(context.Context, T) (R, error), opts ...StageOption) <-chan R {
 	sp := callSpec("fanoutkeyed", workers, fn == nil)
 	sp.bad = firstProblem(sp.bad, mustNotBeNil(key == nil, "key"))
-	sp.allowed = optsKeyedCall
+	sp.allowed, sp.pool = optsKeyedCall, false // one worker at a time takes the input
 	q := &keyTable[K, T]{keys: make(map[K]*keyLine[T])}
 	q.work.L = &q.mu
 	sp.held = q.held

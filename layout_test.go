@@ -38,6 +38,7 @@ var layers = [][]string{
 	{"collect.go"},
 	{"lifecycle.go"},
 	{"diagram.go"},
+	{"buffers.go"},
 	{"channels.go"},
 	{"observe.go"},
 	{"engine.go"},

@@ -152,7 +152,8 @@ func Name(name string) StageOption {
 // [Buffer] and [DropOnFull] are given their output's capacity as n: they
 // accept BufferSize only if it says the same (so that one list of options can
 // serve many stages), and fail with [ErrInvalidArgument] if it does not. The default is the pipeline's [DefaultBuffer], itself
-// [DefaultBufferSize] unless set. Zero makes the output unbuffered. A sink
+// [DefaultBufferSize] (with the extra room it describes) unless set; a
+// stage given BufferSize gets exactly n. Zero makes the output unbuffered. A sink
 // ([ForEach]) has no output: BufferSize there is an invalid argument.
 func BufferSize(n int) StageOption {
 	return func(c *stageConfig) {

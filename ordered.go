@@ -15,7 +15,9 @@ import (
 // grow with the input. Items skipped through [OnError] leave no gap. Errors,
 // cancel and Stop behave as in FanOut.
 func FanOutOrdered[T, R any](p *Pipeline, in <-chan T, workers int, fn func(context.Context, T) (R, error), opts ...StageOption) <-chan R {
-	return build(p, callSpec("fanoutordered", workers, fn == nil), opts, func(n *node[T, R]) {
+	sp := callSpec("fanoutordered", workers, fn == nil)
+	sp.pool = false // the order items are taken in is the order results leave in
+	return build(p, sp, opts, func(n *node[T, R]) {
 		runOrdered(n, max(4*workers, 16), n.newCaller(fn))
 	}, in).out
 }

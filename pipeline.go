@@ -41,19 +41,21 @@ type Option func(*Pipeline)
 // DefaultBufferSize is the capacity of every stage's output channel unless
 // [DefaultBuffer] or [BufferSize] says otherwise. Buffered outputs let each
 // stage run ahead of the next by a few items, which removes most goroutine
-// switches; they do not change what is delivered.
+// switches; they do not change what is delivered. Without either option, a
+// wide stage and its source get more (see "Buffers" in the package doc).
 const DefaultBufferSize = 64
 
 // DefaultBuffer sets the capacity of the output channel of every stage of the
-// pipeline that is not given its own [BufferSize]. Zero makes outputs
-// unbuffered; a negative n fails the pipeline with [ErrInvalidArgument].
+// pipeline not given its own [BufferSize], exactly (see "Buffers" in the
+// package documentation). Zero makes outputs unbuffered; a negative n fails
+// the pipeline with [ErrInvalidArgument].
 func DefaultBuffer(n int) Option {
 	return func(p *Pipeline) {
 		if n < 0 {
 			p.fail(errArg("New", fmt.Sprintf("DefaultBuffer(%d): size must be >= 0", n)))
 			return
 		}
-		p.buf = n
+		p.buf, p.bufSet = n, true
 	}
 }
 
@@ -85,6 +87,7 @@ type Pipeline struct {
 	chans   chanIndex            // channel → its maker and readers, for every channel a stage made or reads
 	onStop  []context.CancelFunc // source contexts to cancel on Stop
 	buf     int
+	bufSet  bool       // DefaultBuffer was given: every output takes buf as it is
 	obs     *observers // see WithObserver; nil: none
 	track   *tracking  // see NewCheckpoint; nil: no item is tracked
 
