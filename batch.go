@@ -104,11 +104,11 @@ func (b *batcher[T]) run(src inlet[T], maxWait time.Duration) {
 	var expired <-chan time.Time // non-nil while a partial batch waits
 	in, stop := src.ch, b.p.stopChan()
 	var done <-chan struct{}
-	if src.foreign {
+	if src.foreign() {
 		done = b.p.done
 	}
 	var l *lane // under a Checkpoint, the lane of in: tickets beside items
-	if b.p.track != nil && !src.foreign {
+	if b.p.track != nil && !src.foreign() {
 		l = b.p.track.laneOf(in, cap(in))
 	}
 	for {
@@ -153,7 +153,7 @@ func (b *batcher[T]) run(src inlet[T], maxWait time.Duration) {
 			stop = nil
 			expired = nil
 			timer.Stop()
-			if !b.flush() || src.foreign {
+			if !b.flush() || src.foreign() {
 				return
 			}
 			continue
@@ -168,7 +168,7 @@ func (b *batcher[T]) run(src inlet[T], maxWait time.Duration) {
 		if b.p.cancelled() && b.p.gaveUp() {
 			return
 		}
-		if src.foreign && b.p.stopped.Load() {
+		if src.foreign() && b.p.stopped.Load() {
 			// Stop came while the item was taken: it is the last one.
 			if b.add(v, k) {
 				b.flush()

@@ -39,7 +39,6 @@ type node[T, R any] struct {
 	ins  []inlet[T] // every input
 	out  chan R     // the output; Tee's and Partition's first; nil for a sink
 	outs []chan R   // every output
-	err  error      // the argument problem, if the stage did not start
 
 	oneIn  [1]inlet[T] // ins' storage for a one-input stage
 	oneOut [1]chan R   // outs' storage for a one-output stage
@@ -95,8 +94,8 @@ func firstProblem(problems ...string) string {
 
 // build builds a stage from sp, opts and its inputs, and calls start to
 // start its goroutines if nothing is wrong. Otherwise the stage's outputs are
-// closed (none is made if their number is out of range), the pipeline fails
-// with the error, and n.err holds it. The argument problems are checked in
+// closed (none is made if their number is out of range) and the pipeline
+// fails with the error (a nil pipeline has nothing to fail). The argument problems are checked in
 // this order: a pipeline that has ended, the options, the constructor's own
 // problem, a nil input.
 func build[T, R any](p *Pipeline, sp spec, opts []StageOption, start func(n *node[T, R]), ins ...<-chan T) *node[T, R] {
@@ -106,7 +105,6 @@ func build[T, R any](p *Pipeline, sp spec, opts []StageOption, start func(n *nod
 		outs = 0 // a refused count allocates nothing
 	}
 	if p == nil {
-		n.err = errNilPipeline()
 		n.makeOutputs(outs, 0)
 		closeAll(n.outs)
 		return n
@@ -178,7 +176,7 @@ func build[T, R any](p *Pipeline, sp spec, opts []StageOption, start func(n *nod
 	}
 	if len(n.ins) > 0 {
 		n.in = n.ins[0]
-		if sp.pool && len(s.ins) == 1 && !n.in.foreign && p.track == nil && workers > cap(n.in.ch) {
+		if sp.pool && len(s.ins) == 1 && !n.in.foreign() && p.track == nil && workers > cap(n.in.ch) {
 			n.in.spill = attachSpill[T](s.ins[0].maker, workers)
 		}
 	}
@@ -204,7 +202,7 @@ func build[T, R any](p *Pipeline, sp spec, opts []StageOption, start func(n *nod
 		s.pending.Store(int32(len(s.ctr)))
 	}
 	if problem != "" {
-		n.err = p.refuse(s.name, problem)
+		p.refuse(s.name, problem)
 		closeAll(n.outs)
 		return n
 	}
@@ -225,7 +223,7 @@ func adopt[T any](p *Pipeline, in <-chan T) (inlet[T], *channelRef) {
 	}
 	ref.readers.Add(1)
 	if ref.maker == nil {
-		return inlet[T]{ch: in, foreign: true, stop: p.stopChLocked()}, ref
+		return inlet[T]{ch: in, stop: p.stopChLocked()}, ref
 	}
 	return inlet[T]{ch: in}, ref
 }

@@ -16,11 +16,13 @@ import (
 // is read the way [FromChan] reads one, obeying cancellation and Stop, but
 // directly, without FromChan's goroutine and the extra hop per item.
 type inlet[T any] struct {
-	ch      <-chan T
-	foreign bool
-	stop    <-chan struct{} // a foreign channel's reader: the pipeline's stopChan
-	spill   *spill[T]       // a wide stage's items taken ahead (see nextSpilled); nil for others
+	ch    <-chan T
+	stop  <-chan struct{} // a foreign channel's: the pipeline's stopChan; nil for the pipeline's own
+	spill *spill[T]       // the spill of the source that writes ch, if it has one (see attachSpill)
 }
+
+// foreign reports whether the channel was made outside the pipeline.
+func (in inlet[T]) foreign() bool { return in.stop != nil }
 
 // next returns the next item of the input for a stage; false once it has
 // ended: closed, the pipeline cancelled (the reason recorded: an item taken
@@ -42,7 +44,7 @@ func (in inlet[T]) next(p *Pipeline) (v T, ok bool) {
 // was delivered; the channel closes once its stage is gone), and reads a
 // foreign channel as next does.
 func (in inlet[T]) receive(p *Pipeline) (v T, ok bool) {
-	if in.foreign {
+	if in.foreign() {
 		return in.nextForeign(p)
 	}
 	v, ok = <-in.ch
@@ -149,7 +151,7 @@ func (in inlet[T]) nextTimed(p *Pipeline, t *counters) (v T, ok bool) {
 	if in.spill != nil {
 		return in.nextSpilled(p, t)
 	}
-	if !in.foreign || !p.stopped.Load() {
+	if !in.foreign() || !p.stopped.Load() {
 		select {
 		case v, ok = <-in.ch:
 			if ok && p.cancelled() {
@@ -279,7 +281,7 @@ func (in inlet[T]) nextTagged(p *Pipeline) (v T, k *tag, ok bool) {
 
 // receiveTagged is receive that also returns the item's ticket.
 func (in inlet[T]) receiveTagged(p *Pipeline) (v T, k *tag, ok bool) {
-	if p.track == nil || in.foreign {
+	if p.track == nil || in.foreign() {
 		v, ok = in.receive(p)
 		return v, nil, ok
 	}
