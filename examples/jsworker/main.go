@@ -101,7 +101,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Workers, "workers", 4, "goroutines per worker pipeline: jobs in flight per process (-scale: 8)")
 	fs.DurationVar(&cfg.Work, "work", 2*time.Millisecond, "time one job waits, as for I/O (-scale: 5ms)")
 	fs.DurationVar(&cfg.AckWait, "ack-wait", 2*time.Second, "how long the server waits for an ack before it delivers a message again")
-	fs.IntVar(&cfg.MaxDeliveries, "max-deliveries", 4, "deliveries of a failing job before it is dead-lettered")
+	fs.IntVar(&cfg.MaxDeliveries, "max-deliveries", 5, "deliveries of a failing job before it is dead-lettered (the demo's flaky jobs need up to 5: one failure in each of its 3 worker processes, one delivery to the killed worker, then the success)")
 	fs.BoolVar(&cfg.Trace, "trace", false, "alone: publish a few jobs with a traceparent each and show their traces going on in a worker process (on an embedded server unless -nats is given); with -role producer|worker: trace the jobs, printing the spans")
 	fs.StringVar(&cfg.Metrics, "metrics", "", "-role worker: serve Prometheus metrics on http://ADDR/metrics (a bare :port binds 127.0.0.1)")
 	if err := fs.Parse(args); err != nil {
