@@ -1,7 +1,9 @@
 // Command ratios reads the output of the benchmark suite's rounds and prints,
-// as Markdown, where the library stands against the targets of issue 5:
-// its ratio to the hand-written pipeline with a context for each workload,
-// W3's efficiency against the sleeping floor, W4's speedups and W6's peak RSS.
+// as Markdown, where the library stands against the targets of issues 5 and
+// 14: its ratio to the hand-written pipeline with a context for each
+// workload, W3's and Wide's efficiency against the sleeping floor, W4's
+// speedups, W6's peak RSS, the latency percentiles behind a busy and a
+// sleeping producer, and the cost of a small pipeline.
 //
 //	ratios raw.txt w6.txt
 //
@@ -159,8 +161,20 @@ func (res *results) values(name, unit string) []float64 { return res.bench[name]
 // vsHand is the per-round ratio of the library's ns/item to the hand-written
 // ctx pipeline's in the benchmark group prefix.
 func (res *results) vsHand(prefix string) []float64 {
-	return pairwise(res.values(prefix+"/impl=pipeline", "ns/item"),
-		res.values(prefix+"/impl=handctx", "ns/item"), ratio)
+	return res.vsHandIn(prefix, "ns/item")
+}
+
+// vsHandIn is vsHand for any unit.
+func (res *results) vsHandIn(prefix, unit string) []float64 {
+	return pairwise(res.values(prefix+"/impl=pipeline", unit),
+		res.values(prefix+"/impl=handctx", unit), ratio)
+}
+
+// vsFloor is the per-round ratio of the library's efficiency to the
+// floor's in the benchmark group prefix.
+func (res *results) vsFloor(prefix string) []float64 {
+	return pairwise(res.values(prefix+"/impl=pipeline", "efficiency"),
+		res.values(prefix+"/impl=floor", "efficiency"), ratio)
 }
 
 // w4Impls are the W4 contenders, floor last (it is the reference, not a
@@ -212,8 +226,7 @@ func (res *results) rows() []row {
 		check("W1", "allocs/item", "0 (< 0.001)", "", res.values("W1/impl=pipeline", "allocs/item"), func(v float64) bool { return v < 0.001 }),
 		check("W2 unordered", "time/item vs handctx", "≤ 0.65×", "×", res.vsHand("W2/order=unordered"), le(0.65)),
 		check("W2 ordered", "time/item vs handctx ordered", "≤ 0.40×", "×", res.vsHand("W2/order=ordered"), le(0.40)),
-		check("W3", "efficiency vs floor's", "≥ 0.95×", "×",
-			pairwise(res.values("W3/impl=pipeline", "efficiency"), res.values("W3/impl=floor", "efficiency"), ratio), ge(0.95)),
+		check("W3", "efficiency vs floor's", "≥ 0.95×", "×", res.vsFloor("W3"), ge(0.95)),
 	}
 
 	// W4, as the target is worded: each contender's speedup from 1 to 2
@@ -261,7 +274,33 @@ func (res *results) rows() []row {
 			sub(res.rss["pipeline"][5_000_000], none), le(3072)),
 		check("W6", "peak RSS 5M minus 1M", "flat (≤ 512 KiB)", " KiB",
 			pairwise(res.rss["pipeline"][5_000_000], res.rss["pipeline"][1_000_000], func(x, y float64) float64 { return x - y }), le(512)))
-	return rows
+	return append(rows, res.issue14Rows(le, ge)...)
+}
+
+// issue14Rows are the targets issue 14 adds: latency behind a busy and a
+// sleeping producer within 1.1× of the hand-written pipeline's (parity, for
+// the sleeping one, taken as the same bound), a small pipeline's cost, Wide
+// and W3 at 98% of the floor, and W1 and W2 ordered kept where they were.
+func (res *results) issue14Rows(le, ge func(float64) func(float64) bool) []row {
+	var rows []row
+	for _, prod := range []string{"busy", "sleeping"} {
+		for _, q := range []string{"p50", "p99"} {
+			rows = append(rows, check("Latency "+prod, q+" vs handctx", "≤ 1.10× (#14)", "×",
+				res.vsHandIn("Latency/producer="+prod, q+"-ns"), le(1.10)))
+		}
+	}
+	for _, order := range []string{"unordered", "ordered"} {
+		prefix := "Small/order=" + order
+		rows = append(rows,
+			check("Small "+order, "allocs/pipeline", "≤ 25 (#14)", "", res.values(prefix+"/impl=pipeline", "allocs/pipeline"), le(25)),
+			check("Small "+order, "B/pipeline", "≤ 1536 (#14)", " B", res.values(prefix+"/impl=pipeline", "B/pipeline"), le(1536)),
+			check("Small "+order, "time/pipeline vs handctx", "≤ 0.70× (#14)", "×", res.vsHandIn(prefix, "ns/pipeline"), le(0.70)))
+	}
+	return append(rows,
+		check("Wide", "efficiency vs floor's", "≥ 0.98× (#14)", "×", res.vsFloor("Wide"), ge(0.98)),
+		check("W3", "efficiency vs floor's", "≥ 0.98× (#14)", "×", res.vsFloor("W3"), ge(0.98)),
+		check("W1", "time/item vs handctx", "≤ 0.30× (#14)", "×", res.vsHand("W1"), le(0.30)),
+		check("W2 ordered", "time/item vs handctx ordered", "≤ 0.25× (#14)", "×", res.vsHand("W2/order=ordered"), le(0.25)))
 }
 
 // minFloorSpeedup is the floor's W4 speedup below which the machine did not
@@ -377,6 +416,14 @@ func report(w io.Writer, res *results) {
 		fmt.Fprintf(w, "Median %s of the rounds:\n\n", unit)
 		res.table(w, unit, false)
 	}
+	for _, unit := range []string{"p50-ns", "p99-ns", "ns/pipeline", "allocs/pipeline", "B/pipeline"} {
+		if !res.has(unit) {
+			continue
+		}
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "Median %s of the rounds (min–max):\n\n", unit)
+		res.table(w, unit, true)
+	}
 
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "W6 peak RSS (KiB, /usr/bin/time -v):")
@@ -398,6 +445,16 @@ func report(w io.Writer, res *results) {
 			fmt.Fprintf(w, "| %s | %d | %s |\n", impl, n, medRange(summarize(res.rss[impl][n])))
 		}
 	}
+}
+
+// has reports whether any benchmark reported unit.
+func (res *results) has(unit string) bool {
+	for _, units := range res.bench {
+		if len(units[unit]) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func medRange(s stat) string {

@@ -159,3 +159,51 @@ func TestReport_SaysWhenAWorkloadHasNoData(t *testing.T) {
 	assert.Contains(t, buf.String(), "| W2 ordered | time/item vs handctx ordered | ≤ 0.40× | – | no data | – |")
 	assert.Contains(t, buf.String(), "| W1 | time/item vs handctx | ≤ 0.70× | 0.393× | 0.286–0.5 (2) | yes |")
 }
+
+// issue14Round is one round of the issue 14 workloads, cut down.
+const issue14Round = `BenchmarkLatency/producer=busy/impl=handctx-2     	 10	 40000000 ns/op	 30000 p50-ns	 60000 p99-ns	 20000 ns/item
+BenchmarkLatency/producer=busy/impl=pipeline-2    	 10	 40000000 ns/op	 3000 p50-ns	 90000 p99-ns	 20000 ns/item
+BenchmarkSmall/order=unordered/impl=handctx-2     	 1000	 16000 ns/op	 1000 B/pipeline	 15.00 allocs/pipeline	 16000 ns/pipeline
+BenchmarkSmall/order=unordered/impl=pipeline-2    	 1000	 12000 ns/op	 6300 B/pipeline	 24.00 allocs/pipeline	 12000 ns/pipeline
+BenchmarkWide/impl=pipeline-2 	 20	 33000000 ns/op	 0.60 efficiency	 1650 ns/item
+BenchmarkWide/impl=floor-2    	 20	 36000000 ns/op	 0.55 efficiency	 1800 ns/item
+`
+
+func TestRows_Issue14Targets(t *testing.T) {
+	res := parse(t, issue14Round)
+	cases := []struct {
+		workload, measure string
+		want              float64
+		ok                bool
+	}{
+		{"Latency busy", "p50", 0.1, true},
+		{"Latency busy", "p99", 1.5, false},
+		{"Small unordered", "allocs/pipeline", 24, true},
+		{"Small unordered", "B/pipeline", 6300, false},
+		{"Small unordered", "time/pipeline", 0.75, false},
+		{"Wide", "efficiency", 0.60 / 0.55, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.workload+" "+tc.measure, func(t *testing.T) {
+			r := rowFor(t, res, tc.workload, tc.measure)
+			assert.InDelta(t, tc.want, r.got.med, 1e-9)
+			assert.Equal(t, tc.ok, r.ok)
+		})
+	}
+	assert.True(t, rowFor(t, res, "Latency sleeping", "p50").missing)
+}
+
+func TestReport_TabulatesLatencyPercentilesAndSmallPipelines(t *testing.T) {
+	var buf bytes.Buffer
+	report(&buf, parse(t, issue14Round))
+	assert.Contains(t, buf.String(), "| p50-ns | handctx | pipeline |\n|---|---|---|\n| Latency/producer=busy | 30000 (30000–30000) | 3000 (3000–3000) |\n")
+	assert.Contains(t, buf.String(), "| p99-ns | handctx | pipeline |\n")
+	assert.Contains(t, buf.String(), "| B/pipeline | handctx | pipeline |\n|---|---|---|\n| Small/order=unordered | 1000 (1000–1000) | 6300 (6300–6300) |\n")
+	assert.NotContains(t, parseReport(t, twoRounds), "p50-ns", "no latency table without latency results")
+}
+
+func parseReport(t *testing.T, s string) string {
+	var buf bytes.Buffer
+	report(&buf, parse(t, s))
+	return buf.String()
+}
