@@ -54,6 +54,15 @@
 // it one slot at a time. [StageStats] counts that queue in the source's
 // QueueLen and QueueCap; [Pipeline.Stop] drains it like the channel.
 //
+// Buffers trade latency for throughput. A pipeline paced by its source (an
+// item every few microseconds or more) and judged by how soon each item
+// gets through is better unbuffered, with DefaultBuffer(0): behind a
+// producer that spins 20 µs between items, through three stages, bench/
+// measures a p99 of 28 µs unbuffered against 1.3–2.7 ms buffered, where a
+// stage's goroutine, woken onto a processor whose thread the OS has paused,
+// waits while the items pile up in the buffers behind it. The same option
+// makes a pipeline that runs flat out five to six times slower.
+//
 // # Errors
 //
 // The first failure wins: a user function's error (as a [*StageError] naming

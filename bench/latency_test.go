@@ -26,7 +26,7 @@ func BenchmarkLatency(b *testing.B) {
 			for _, c := range []struct {
 				impl string
 				run  func(ctx context.Context, n int, wait func(time.Time), lat []time.Duration) error
-			}{{"handctx", handLatency}, {"pipeline", pipelineLatency}} {
+			}{{"handctx", handLatency}, {"pipeline", pipelineLatency}, {"pipeline-unbuffered", unbufferedLatency}} {
 				b.Run("impl="+c.impl, func(b *testing.B) {
 					all := make([]time.Duration, 0, b.N*latencyItems)
 					lat := make([]time.Duration, latencyItems)
@@ -133,7 +133,16 @@ func handLatency(ctx context.Context, n int, wait func(time.Time), lat []time.Du
 // pipelineLatency is the workload on the library: Produce → FanOut(1) →
 // Filter → ForEach(1).
 func pipelineLatency(ctx context.Context, n int, wait func(time.Time), lat []time.Duration) error {
-	p := pipeline.New(ctx, latencyOpts...)
+	return latencyOn(pipeline.New(ctx), n, wait, lat)
+}
+
+// unbufferedLatency is pipelineLatency with unbuffered outputs
+// (DefaultBuffer(0)): the trade-off BenchmarkUnbuffered prices.
+func unbufferedLatency(ctx context.Context, n int, wait func(time.Time), lat []time.Duration) error {
+	return latencyOn(pipeline.New(ctx, pipeline.DefaultBuffer(0)), n, wait, lat)
+}
+
+func latencyOn(p *pipeline.Pipeline, n int, wait func(time.Time), lat []time.Duration) error {
 	src := pipeline.Produce(p, func(_ context.Context, emit func(stamp) error) error {
 		emitAll(n, wait, func(s stamp) bool { return emit(s) == nil })
 		return nil
@@ -149,4 +158,24 @@ func pipelineLatency(ctx context.Context, n int, wait func(time.Time), lat []tim
 	})
 }
 
-var latencyOpts []pipeline.Option
+// BenchmarkUnbuffered is W1 on the library with its default buffers and with
+// DefaultBuffer(0), which gives the latency of unbuffered stages: what the
+// latency costs a throughput-bound pipeline.
+func BenchmarkUnbuffered(b *testing.B) {
+	in := ints(w1Items)
+	n := len(want(in, mapFilter))
+	for _, c := range []struct {
+		impl string
+		opts []pipeline.Option
+	}{{"pipeline", nil}, {"pipeline-unbuffered", []pipeline.Option{pipeline.DefaultBuffer(0)}}} {
+		b.Run("impl="+c.impl, func(b *testing.B) {
+			measure(b, w1Items, n, func() (int, error) {
+				p := pipeline.New(context.Background(), c.opts...)
+				mapped := pipeline.FanOut(p, pipeline.Generate(p, in...), 1,
+					func(_ context.Context, x int) (int, error) { return mapFilter.fn(x), nil })
+				out, err := pipeline.Collect(p, pipeline.Filter(p, mapped, mapFilter.keep))
+				return len(out), err
+			})
+		})
+	}
+}
