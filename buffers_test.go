@@ -53,6 +53,22 @@ func gatedWide(p *pipeline.Pipeline, src <-chan int, workers int, gate <-chan st
 	}, pipeline.Name("wide"))
 }
 
+// collectLater runs Collect on out in a goroutine and returns what waits
+// for its result.
+func collectLater(p *pipeline.Pipeline, out <-chan int) func() ([]int, error) {
+	var got []int
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		got, err = pipeline.Collect(p, out)
+		done <- err
+	}()
+	return func() ([]int, error) {
+		err := <-done
+		return got, err
+	}
+}
+
 func TestSpill(t *testing.T) {
 	const n, workers = 2000, 200
 	t.Run("a source read by a wider stage runs ahead by a slot per worker, and nothing is lost", func(t *testing.T) {
@@ -60,13 +76,7 @@ func TestSpill(t *testing.T) {
 		gate := make(chan struct{})
 		var started atomic.Int64
 		out := gatedWide(p, pipeline.Generate(p, ints(n)...), workers, gate, &started)
-		var got []int
-		done := make(chan error, 1)
-		go func() {
-			var err error
-			got, err = pipeline.Collect(p, out)
-			done <- err
-		}()
+		collected := collectLater(p, out)
 		// Every worker holds an item; behind them the source's channel and
 		// its spill are full.
 		want := pipeline.DefaultBufferSize + workers
@@ -78,7 +88,8 @@ func TestSpill(t *testing.T) {
 		assert.Equal(t, want, g.QueueCap)
 		assert.Equal(t, uint64(workers+want), g.Out, "the source has sent what the workers and the queue hold, and no more")
 		close(gate)
-		require.NoError(t, <-done)
+		got, err := collected()
+		require.NoError(t, err)
 		assert.ElementsMatch(t, ints(n), got)
 	})
 	t.Run("an explicit buffer on the source gets no spill", func(t *testing.T) {
@@ -100,19 +111,14 @@ func TestSpill(t *testing.T) {
 		gate := make(chan struct{})
 		var started atomic.Int64
 		out := gatedWide(p, pipeline.Generate(p, ints(n)...), workers, gate, &started)
-		var got []int
-		done := make(chan error, 1)
-		go func() {
-			var err error
-			got, err = pipeline.Collect(p, out)
-			done <- err
-		}()
+		collected := collectLater(p, out)
 		require.Eventually(t, func() bool {
 			return stageStats(t, p, "generate#1").QueueLen == pipeline.DefaultBufferSize+workers
 		}, hangBound, time.Millisecond)
 		p.Stop()
 		close(gate)
-		require.NoError(t, <-done)
+		got, err := collected()
+		require.NoError(t, err)
 		sent := stageStats(t, p, "generate#1").Out
 		assert.Less(t, sent, uint64(n), "Stop ended the source early")
 		assert.Len(t, got, int(sent), "every item the source sent was delivered")
