@@ -79,14 +79,18 @@ func TestSpill(t *testing.T) {
 		collected := collectLater(p, out)
 		// Every worker holds an item; behind them the source's channel and
 		// its spill are full.
+		// (The source counts an item out just after it is queued: Out is
+		// awaited with the rest.)
 		want := pipeline.DefaultBufferSize + workers
 		require.Eventually(t, func() bool {
 			g := stageStats(t, p, "generate#1")
-			return started.Load() == workers && g.QueueLen == want
+			return started.Load() == workers && g.QueueLen == want && g.Out == uint64(workers+want)
 		}, hangBound, time.Millisecond)
 		g := stageStats(t, p, "generate#1")
 		assert.Equal(t, want, g.QueueCap)
-		assert.Equal(t, uint64(workers+want), g.Out, "the source has sent what the workers and the queue hold, and no more")
+		// Blocked on the full queue, it sends nothing more.
+		time.Sleep(10 * time.Millisecond)
+		assert.Equal(t, uint64(workers+want), stageStats(t, p, "generate#1").Out, "the source has sent what the workers and the queue hold, and no more")
 		close(gate)
 		got, err := collected()
 		require.NoError(t, err)

@@ -95,9 +95,9 @@ func firstProblem(problems ...string) string {
 // build builds a stage from sp, opts and its inputs, and calls start to
 // start its goroutines if nothing is wrong. Otherwise the stage's outputs are
 // closed (none is made if their number is out of range) and the pipeline
-// fails with the error (a nil pipeline has nothing to fail). The argument problems are checked in
-// this order: a pipeline that has ended, the options, the constructor's own
-// problem, a nil input.
+// fails with the error (a nil pipeline has nothing to fail). The argument
+// problems are checked in this order: a pipeline that has ended, the
+// options, the constructor's own problem, a nil input.
 func build[T, R any](p *Pipeline, sp spec, opts []StageOption, start func(n *node[T, R]), ins ...<-chan T) *node[T, R] {
 	n := &node[T, R]{p: p, cfg: configure(opts)}
 	outs := sp.outs
@@ -176,9 +176,6 @@ func build[T, R any](p *Pipeline, sp spec, opts []StageOption, start func(n *nod
 	}
 	if len(n.ins) > 0 {
 		n.in = n.ins[0]
-		if sp.pool && len(s.ins) == 1 && !n.in.foreign() && p.track == nil && workers > cap(n.in.ch) {
-			n.in.spill = attachSpill[T](s.ins[0].maker, workers)
-		}
 	}
 
 	switch {
@@ -207,6 +204,11 @@ func build[T, R any](p *Pipeline, sp spec, opts []StageOption, start func(n *nod
 		return n
 	}
 	if start != nil {
+		// A stage that starts and whose workers outnumber its input's slots
+		// extends its source's output (see attachSpill).
+		if sp.pool && len(s.ins) == 1 && !n.in.foreign() && p.track == nil && workers > cap(n.in.ch) {
+			n.in.spill = attachSpill[T](s.ins[0].maker, workers)
+		}
 		start(n)
 	}
 	return n
