@@ -37,7 +37,8 @@ type StageStats struct {
 	// both zero without one.
 	Breaker       BreakerState
 	BreakerOpened uint64
-	// QueueLen and QueueCap describe the stage's output channel(s) now.
+	// QueueLen and QueueCap describe the stage's output channel(s) now, and
+	// a source's spill if it has one (see "Buffers" in the package doc).
 	QueueLen, QueueCap int
 	// Limit is the current limit of the Limiter given with the [Limit]
 	// option (an adaptive one moves it), 0 without one.
