@@ -43,10 +43,29 @@ func (s *stage) begin(p *Pipeline) {
 		return
 	}
 	if p.obs != nil {
-		info := infoOf(s)
-		for _, o := range p.obs.list {
-			o.StageStarted(info)
-		}
+		s.tellStarted(p)
+	}
+}
+
+// tellStarted and tellEnded tell the observers. They are kept out of begin
+// and end, which every goroutine of a stage runs: the StageInfo and
+// StageStats they build would otherwise be in those frames (end's was 800
+// bytes), and a goroutine ending with a small stack grew it (a copy) just
+// to record its end time.
+//
+//go:noinline
+func (s *stage) tellStarted(p *Pipeline) {
+	info := infoOf(s)
+	for _, o := range p.obs.list {
+		o.StageStarted(info)
+	}
+}
+
+//go:noinline
+func (s *stage) tellEnded(p *Pipeline) {
+	info, final := infoOf(s), s.snapshot()
+	for _, o := range p.obs.list {
+		o.StageEnded(info, final)
 	}
 }
 
@@ -57,10 +76,7 @@ func (s *stage) end(p *Pipeline) {
 	}
 	s.t1.Store(int64(monotonic()) + 1)
 	if p.obs != nil {
-		info, final := infoOf(s), s.snapshot()
-		for _, o := range p.obs.list {
-			o.StageEnded(info, final)
-		}
+		s.tellEnded(p)
 	}
 }
 
