@@ -116,10 +116,10 @@ func callEnd[T any](p *Pipeline, s *stage, t *counters, start time.Duration, v T
 
 func callEnded[T any](p *Pipeline, s *stage, t *counters, start time.Duration, v T, err error) {
 	d := monotonic() - start
-	// The first duration is kept in t: a short-lived stage (a small
-	// pipeline per request) makes no histogram.
-	if t.first.Load() == 0 {
-		t.first.Store(int64(d) + 1) // only this worker writes it
+	// The first durations are kept in t (only this worker writes them): a
+	// short-lived or wide stage makes no histogram.
+	if k := t.sampled(); k < len(t.first) {
+		t.first[k].Store(int64(d) + 1)
 	} else {
 		l := t.lat.Load()
 		if l == nil {
