@@ -9,12 +9,15 @@ import (
 	"unsafe"
 )
 
-// spill is a FIFO that extends one channel written by one goroutine: the
-// writer offers each item, which goes to the channel while the spill is
-// empty and the channel has room, and to the spill otherwise, up to room
-// items. So every item in the spill is newer than every item in the
-// channel, and readers that take from the channel first, then from the
-// spill, take the items in the order they were written.
+// spill is a FIFO that extends a source's channel: each item offered goes to
+// the channel while the spill is empty and the channel has room, and to the
+// spill otherwise, up to room items (one offer at a time, under mu). So
+// every item in the spill is newer than every item in the channel, and
+// readers that take from the channel first, then from the spill, take the
+// items in the order they were offered. When both are full the source
+// sends its item to the channel as usual, blocking: that one item may
+// overtake the spill's, which is why only stages that promise no order get
+// a spill.
 type spill[T any] struct {
 	mu    sync.Mutex
 	items []T // items[head:] are waiting
@@ -105,9 +108,11 @@ func attachSpill[T any](maker *stage, workers int) *spill[T] {
 		return nil
 	}
 	w, ok := maker.queue.(spiller[T])
-	q := &spill[T]{room: workers}
-	if !ok || !w.attach(q) {
+	if !ok {
 		return nil
 	}
-	return q
+	if q := (&spill[T]{room: workers}); w.attach(q) {
+		return q
+	}
+	return nil
 }
