@@ -5,28 +5,33 @@ package pipeline
 // stage that reads it has more workers than the channel has slots.
 
 import (
+	"context"
 	"sync"
 	"unsafe"
 )
 
-// spill is a FIFO that extends a source's channel: each item offered goes to
+// spill is a FIFO that extends a source's channel: each item put goes to
 // the channel while the spill is empty and the channel has room, and to the
-// spill otherwise, up to room items (one offer at a time, under mu). So
-// every item in the spill is newer than every item in the channel, and
-// readers that take from the channel first, then from the spill, take the
-// items in the order they were offered. When both are full the source
-// sends its item to the channel as usual, blocking: that one item may
-// overtake the spill's, which is why only stages that promise no order get
-// a spill.
+// spill otherwise, up to max items; when the spill is full the source waits
+// until the readers have taken half of it, and then refills that half in
+// one go (a wakeup per max/2 items, not per item). So every item in the spill is
+// newer than every item in the channel, and readers that take from the
+// channel first, then from the spill, take the items in the order they
+// were put.
 type spill[T any] struct {
 	mu    sync.Mutex
 	items []T // items[head:] are waiting
 	head  int
-	room  int
+	max   int
+	room  chan struct{} // a token each time a pop leaves the spill half full
+}
+
+func newSpill[T any](max int) *spill[T] {
+	return &spill[T]{max: max, room: make(chan struct{}, 1)}
 }
 
 // offer puts v in ch or in the spill, without waiting, and reports false if
-// both are full.
+// the spill is full.
 func (q *spill[T]) offer(ch chan<- T, v T) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -37,7 +42,7 @@ func (q *spill[T]) offer(ch chan<- T, v T) bool {
 		default:
 		}
 	}
-	if len(q.items)-q.head >= q.room {
+	if len(q.items)-q.head >= q.max {
 		return false
 	}
 	if q.head > 0 && len(q.items) == cap(q.items) {
@@ -47,6 +52,26 @@ func (q *spill[T]) offer(ch chan<- T, v T) bool {
 	}
 	q.items = append(q.items, v)
 	return true
+}
+
+// put is offer that waits, while the spill is full, for the readers to take
+// half of its items, unless the pipeline is cancelled first (it then records
+// why and returns the cause) or stop is closed first (ErrStopped). The time
+// it waits is t's SendWait.
+func (q *spill[T]) put(p *Pipeline, t *counters, ch chan<- T, v T, stop <-chan struct{}) error {
+	for !q.offer(ch, v) {
+		start := monotonic()
+		select {
+		case <-q.room:
+		case <-p.done:
+			p.interrupted()
+			return context.Cause(p.ctx)
+		case <-stop:
+			return ErrStopped
+		}
+		t.sendWait.Add(int64(monotonic() - start))
+	}
+	return nil
 }
 
 // pop takes the oldest item of the spill.
@@ -59,6 +84,12 @@ func (q *spill[T]) pop() (v T, ok bool) {
 		q.head++
 		if q.head == len(q.items) {
 			q.items, q.head = q.items[:0], 0
+		}
+		if len(q.items)-q.head == q.max/2 {
+			select { // half empty: wake the source if it waits in put
+			case q.room <- struct{}{}:
+			default:
+			}
 		}
 	}
 	q.mu.Unlock()
@@ -111,7 +142,7 @@ func attachSpill[T any](maker *stage, workers int) *spill[T] {
 	if !ok {
 		return nil
 	}
-	if q := (&spill[T]{room: workers}); w.attach(q) {
+	if q := newSpill[T](workers); w.attach(q) {
 		return q
 	}
 	return nil

@@ -286,7 +286,7 @@ func (n *node[T, R]) queue() (l, c int) {
 	}
 	if q := n.spill.Load(); q != nil {
 		l += q.waiting()
-		c += q.room
+		c += q.max
 	}
 	return l, c
 }

@@ -48,7 +48,8 @@
 // [FromChan], [Produce], the readers) whose output is read by a stage with
 // more workers than the output has slots ([FanOut], [FlatMap], [ForEach];
 // not [FanOutOrdered]) runs up to one item per worker further ahead, in a
-// queue beside its channel that the stage reads after the channel. Without it, hundreds of workers woken together (by their I/O)
+// queue beside its channel that the stage reads after the channel, in the
+// order the items were sent. Without it, hundreds of workers woken together (by their I/O)
 // find the channel empty while the source waits for a processor to refill
 // it one slot at a time. [StageStats] counts that queue in the source's
 // QueueLen and QueueCap; [Pipeline.Stop] drains it like the channel.

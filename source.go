@@ -232,10 +232,12 @@ func (e *emitter[T]) emit(v T) error {
 		if err := deliverTagged(p, e.ctr, e.n.out, v, k, e.stop); err != nil {
 			return err
 		}
-	} else if q := e.n.spill.Load(); q == nil || !q.offer(e.n.out, v) {
-		if err := deliverTimed(p, e.ctr, e.n.out, v, e.stop); err != nil {
+	} else if q := e.n.spill.Load(); q != nil {
+		if err := q.put(p, e.ctr, e.n.out, v, e.stop); err != nil {
 			return err
 		}
+	} else if err := deliverTimed(p, e.ctr, e.n.out, v, e.stop); err != nil {
+		return err
 	}
 	e.ctr.out.Add(1)
 	e.handOff()
