@@ -355,12 +355,8 @@ func TestRun_HTTPFlagServesTheLiveViewOnLoopback(t *testing.T) {
 		done <- run(context.Background(), []string{"-src", src, "-db", db, "-progress", "none",
 			"-http", ":0", "-linger", "3s"}, &bytes.Buffer{}, &stderr)
 	}()
-	var url string
-	require.Eventually(t, func() bool {
-		var ok bool
-		url, ok = stderr.After("live view: ")
-		return ok
-	}, 10*time.Second, time.Millisecond)
+	url, ok := stderr.AwaitAfter("live view: ", 10*time.Second)
+	require.True(t, ok, "the live view's address is printed:\n%s", stderr.String())
 	assert.True(t, strings.HasPrefix(url, "http://127.0.0.1:"), "a bare :port binds loopback: %s", url)
 
 	// The job ends while the page is still served: it shows the final counts and the result.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +18,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/ec0f1147/pipeline/examples/internal/syncbuf"
 )
 
 // TestMain fails the package if any test leaves a goroutine behind. Run as
@@ -33,24 +33,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// syncBuffer is an output that the test reads while run writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 var (
 	summary = regexp.MustCompile(`(?m)^published=(\d+) processed=(\d+) acked=(\d+) redelivered=(\d+) lost=(\d+) dead=(\d+) twice=(\d+) bound=(\d+)\n\z`)
 	killed  = regexp.MustCompile(`(?m)^killed worker 1 \(SIGKILL\) after it processed (\d+) jobs; it last reported (\d+) un-acked messages, and can hold at most (\d+)$`)
@@ -62,7 +44,7 @@ func TestDemo_LosesNoJobWhenAWorkerProcessIsKilled(t *testing.T) {
 	// without settling it: 5 deliveries let it succeed in the worst case
 	// (with 4, one in about 20 runs dead-lettered a flaky job).
 	const jobs, poison, failing = 600, 2, 3
-	var out, errOut syncBuffer
+	var out, errOut syncbuf.Buffer
 	err := run(context.Background(), []string{"-demo", "-jobs", strconv.Itoa(jobs), "-poison", strconv.Itoa(poison),
 		"-failing", strconv.Itoa(failing), "-work", "5ms", "-ack-wait", "1s", "-max-deliveries", "5"}, &out, &errOut)
 	require.NoError(t, err, "output:\n%s%s", out.String(), errOut.String())
@@ -97,10 +79,10 @@ func TestWorkerRole_ReportsEveryJobAndStopsWhenStdinEnds(t *testing.T) {
 	require.NoError(t, err)
 	defer stopServer(s)
 	flags := []string{"-nats", s.ClientURL(), "-jobs", "50", "-poison", "0", "-failing", "0", "-flaky", "0", "-work", "0s"}
-	require.NoError(t, run(context.Background(), append([]string{"-role", "producer"}, flags...), &syncBuffer{}, &syncBuffer{}))
+	require.NoError(t, run(context.Background(), append([]string{"-role", "producer"}, flags...), &syncbuf.Buffer{}, &syncbuf.Buffer{}))
 
 	stdinR, stdinW := io.Pipe()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	cfg := Config{Jobs: 50, Workers: 4, AckWait: 2 * time.Second, MaxDeliveries: 4}
 	res := make(chan error, 1)
 	go func() { res <- runWorkerRole(context.Background(), s.ClientURL(), cfg, &out, true, stdinR) }()
@@ -121,7 +103,7 @@ func TestWorkerRole_ReportsEveryJobAndStopsWhenStdinEnds(t *testing.T) {
 }
 
 func TestScale_MeasuresEachNumberOfProcesses(t *testing.T) {
-	var out, errOut syncBuffer
+	var out, errOut syncbuf.Buffer
 	err := run(context.Background(), []string{"-scale", "-jobs", "300", "-procs", "1,2", "-rounds", "2", "-work", "1ms"}, &out, &errOut)
 	require.NoError(t, err, "output:\n%s%s", out.String(), errOut.String())
 
@@ -140,14 +122,14 @@ func TestRoles_WorkersShareTheJobsAProducerPublished(t *testing.T) {
 	flags := []string{"-nats", url, "-jobs", "200", "-poison", "1", "-failing", "1", "-work", "0s", "-max-deliveries", "3"}
 
 	ctx, stopWorkers := context.WithCancel(context.Background())
-	outs := make([]*syncBuffer, 2)
+	outs := make([]*syncbuf.Buffer, 2)
 	errs := make(chan error, len(outs))
 	for i := range outs {
-		outs[i] = &syncBuffer{}
-		go func() { errs <- run(ctx, append([]string{"-role", "worker"}, flags...), outs[i], &syncBuffer{}) }()
+		outs[i] = &syncbuf.Buffer{}
+		go func() { errs <- run(ctx, append([]string{"-role", "worker"}, flags...), outs[i], &syncbuf.Buffer{}) }()
 	}
-	var prod syncBuffer
-	require.NoError(t, run(context.Background(), append([]string{"-role", "producer"}, flags...), &prod, &syncBuffer{}))
+	var prod syncbuf.Buffer
+	require.NoError(t, run(context.Background(), append([]string{"-role", "producer"}, flags...), &prod, &syncbuf.Buffer{}))
 	assert.Equal(t, "published=200\n", prod.String())
 
 	nc, js, err := connect(context.Background(), url)
@@ -188,7 +170,7 @@ func TestRun_ReportsAnUnreachableServer(t *testing.T) {
 	require.NoError(t, l.Close())
 
 	for _, role := range []string{"producer", "worker"} {
-		err := run(context.Background(), []string{"-role", role, "-nats", url}, &syncBuffer{}, &syncBuffer{})
+		err := run(context.Background(), []string{"-role", role, "-nats", url}, &syncbuf.Buffer{}, &syncbuf.Buffer{})
 		require.Error(t, err, role)
 		assert.Contains(t, err.Error(), "cannot reach NATS server at "+url, role)
 	}
@@ -215,7 +197,7 @@ func TestRun_RejectsBadArguments(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			err := run(context.Background(), tt.args, &syncBuffer{}, &syncBuffer{})
+			err := run(context.Background(), tt.args, &syncbuf.Buffer{}, &syncbuf.Buffer{})
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tt.want)
 		})
@@ -227,13 +209,13 @@ func TestRoleWorker_MetricsFlagServesThePipelineOnLoopback(t *testing.T) {
 	require.NoError(t, err)
 	defer stopServer(s)
 	flags := []string{"-nats", s.ClientURL(), "-jobs", "20", "-poison", "0", "-failing", "0", "-work", "0s"}
-	require.NoError(t, run(context.Background(), append([]string{"-role", "producer"}, flags...), &syncBuffer{}, &syncBuffer{}))
+	require.NoError(t, run(context.Background(), append([]string{"-role", "producer"}, flags...), &syncbuf.Buffer{}, &syncbuf.Buffer{}))
 
 	ctx, stop := context.WithCancel(context.Background())
-	var out syncBuffer
+	var out syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, append([]string{"-role", "worker", "-metrics", ":0"}, flags...), &out, &syncBuffer{})
+		done <- run(ctx, append([]string{"-role", "worker", "-metrics", ":0"}, flags...), &out, &syncbuf.Buffer{})
 	}()
 	urlRE := regexp.MustCompile(`worker: metrics on (http://127\.0\.0\.1:\d+/metrics)\n`)
 	var body string
@@ -260,7 +242,7 @@ var traced = regexp.MustCompile(`(?m)^traced=(\d+) continued=(\d+) worker_spans=
 
 func TestTrace_EveryJobsTraceGoesOnInTheWorkerProcess(t *testing.T) {
 	const jobs = 5
-	var out, errOut syncBuffer
+	var out, errOut syncbuf.Buffer
 	err := run(context.Background(), []string{"-trace", "-jobs", strconv.Itoa(jobs)}, &out, &errOut)
 	require.NoError(t, err, "output:\n%s%s", out.String(), errOut.String())
 
@@ -304,7 +286,7 @@ func TestTrace_EveryJobsTraceGoesOnInTheWorkerProcess(t *testing.T) {
 
 func TestRun_RejectsTraceWithDemoOrScale(t *testing.T) {
 	for _, mode := range []string{"-demo", "-scale"} {
-		var out, errOut syncBuffer
+		var out, errOut syncbuf.Buffer
 		err := run(context.Background(), []string{"-trace", mode}, &out, &errOut)
 		assert.ErrorContains(t, err, "-trace goes alone", mode)
 	}

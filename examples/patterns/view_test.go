@@ -23,12 +23,8 @@ func TestRun_SlowHTTPShowsEachPatternInTheLiveView(t *testing.T) {
 	go func() {
 		done <- run([]string{"-http", ":0", "-slow", "-pace", pace.String(), "-linger", "3s", "worker-pool", "dropping"}, &stdout, &stderr)
 	}()
-	var url string
-	require.Eventually(t, func() bool {
-		var ok bool
-		url, ok = stderr.After("live view: ")
-		return ok
-	}, 10*time.Second, time.Millisecond)
+	url, ok := stderr.AwaitAfter("live view: ", 10*time.Second)
+	require.True(t, ok, "the live view's address is printed:\n%s", stderr.String())
 	assert.True(t, strings.HasPrefix(url, "http://127.0.0.1:"), "a bare :port binds loopback: %s", url)
 
 	var st live.State

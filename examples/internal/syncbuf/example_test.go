@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ec0f1147/pipeline/examples/internal/syncbuf"
 	"go.uber.org/goleak"
@@ -48,4 +49,17 @@ func ExampleBuffer_After() {
 	// Output:
 	// false
 	// http://127.0.0.1:8080/ true
+}
+
+// ExampleBuffer_AwaitAfter waits for a line another goroutine writes.
+func ExampleBuffer_AwaitAfter() {
+	var out syncbuf.Buffer
+	go fmt.Fprint(&out, "live view: http://127.0.0.1:8080/\n")
+	url, ok := out.AwaitAfter("live view: ", 10*time.Second)
+	fmt.Println(url, ok)
+	_, ok = out.AwaitAfter("never: ", 5*time.Millisecond)
+	fmt.Println(ok)
+	// Output:
+	// http://127.0.0.1:8080/ true
+	// false
 }

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Buffer is a bytes.Buffer whose Write and String may be called from
@@ -29,6 +30,18 @@ func (b *Buffer) After(marker string) (rest string, ok bool) {
 	_, rest, found := strings.Cut(b.String(), marker)
 	rest, _, whole := strings.Cut(rest, "\n")
 	return rest, found && whole
+}
+
+// AwaitAfter is After once it is ok, polled every millisecond for up to
+// within; ok is false if the line was not written whole by then.
+func (b *Buffer) AwaitAfter(marker string, within time.Duration) (rest string, ok bool) {
+	deadline := time.Now().Add(within)
+	for {
+		if rest, ok = b.After(marker); ok || time.Now().After(deadline) {
+			return rest, ok
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // String returns what has been written so far.
