@@ -69,23 +69,29 @@ func collectLater(p *pipeline.Pipeline, out <-chan int) func() ([]int, error) {
 	}
 }
 
+// spilled builds Generate(n items) → gatedWide(workers), collected later,
+// and waits until every worker holds an item and the source has run ahead
+// by more than half its spill, more than its 64-slot channel alone could
+// hold. (Once the spill is full the source waits until the workers have
+// taken half of it; they took the channel's items first, so the channel
+// may be empty, and the spill anywhere above half.)
+func spilled(t *testing.T, n, workers int) (p *pipeline.Pipeline, gate chan struct{}, collected func() ([]int, error)) {
+	t.Helper()
+	p = pipeline.New(context.Background())
+	gate = make(chan struct{})
+	var started atomic.Int64
+	collected = collectLater(p, gatedWide(p, pipeline.Generate(p, ints(n)...), workers, gate, &started))
+	require.Eventually(t, func() bool {
+		g := stageStats(t, p, "generate#1")
+		return started.Load() == int64(workers) && g.QueueLen > workers/2 && g.Out == uint64(workers+g.QueueLen)
+	}, hangBound, time.Millisecond)
+	return p, gate, collected
+}
+
 func TestSpill(t *testing.T) {
 	const n, workers = 2000, 200
 	t.Run("a source read by a wider stage runs ahead by a slot per worker, and nothing is lost", func(t *testing.T) {
-		p := pipeline.New(context.Background())
-		gate := make(chan struct{})
-		var started atomic.Int64
-		out := gatedWide(p, pipeline.Generate(p, ints(n)...), workers, gate, &started)
-		collected := collectLater(p, out)
-		// Every worker holds an item, and the source has run ahead by more
-		// than half its spill, more than its 64-slot channel alone could
-		// hold. (Once the spill is full the source waits until the workers
-		// have taken half of it; they took the channel's items first, so
-		// the channel may be empty, and the spill anywhere above half.)
-		require.Eventually(t, func() bool {
-			g := stageStats(t, p, "generate#1")
-			return started.Load() == workers && g.QueueLen > workers/2 && g.Out == uint64(workers+g.QueueLen)
-		}, hangBound, time.Millisecond)
+		p, gate, collected := spilled(t, n, workers)
 		g := stageStats(t, p, "generate#1")
 		assert.Equal(t, pipeline.DefaultBufferSize+workers, g.QueueCap)
 		assert.LessOrEqual(t, g.QueueLen, g.QueueCap)
@@ -111,14 +117,7 @@ func TestSpill(t *testing.T) {
 		assert.Len(t, got, n)
 	})
 	t.Run("Stop drains the spill", func(t *testing.T) {
-		p := pipeline.New(context.Background())
-		gate := make(chan struct{})
-		var started atomic.Int64
-		out := gatedWide(p, pipeline.Generate(p, ints(n)...), workers, gate, &started)
-		collected := collectLater(p, out)
-		require.Eventually(t, func() bool {
-			return started.Load() == workers && stageStats(t, p, "generate#1").QueueLen > workers/2
-		}, hangBound, time.Millisecond)
+		p, gate, collected := spilled(t, n, workers)
 		p.Stop()
 		close(gate)
 		got, err := collected()
