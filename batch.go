@@ -58,7 +58,7 @@ func (b *batcher[T]) add(v T, k *tag) bool {
 		// reserve size items up front.
 		b.cur = make([]T, 0, min(b.size, 4096))
 	}
-	b.t.in.Add(1)
+	b.p.took(b.t, 1)
 	b.cur = append(b.cur, v)
 	if len(b.cur) < b.size {
 		return true

@@ -99,7 +99,7 @@ func eachItem[T any](p *Pipeline, t *counters, in inlet[T], calls bool, cur *T, 
 		if !ok {
 			return
 		}
-		t.in.Add(1)
+		p.took(t, 1)
 		*cur = v
 		goOn := handle(t, v)
 		if calls {

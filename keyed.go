@@ -101,7 +101,7 @@ func runKeyed[K comparable, T, R any](n *node[T, R], q *keyTable[K, T], key func
 			var k K
 			alone := false
 			if ok {
-				t.in.Add(1)
+				p.took(t, 1)
 				*cur = v
 				k = key(v)
 				// A NaN is equal to no key; a key that cannot be compared

@@ -41,6 +41,7 @@ var layers = [][]string{
 	{"buffers.go"},
 	{"channels.go"},
 	{"observe.go"},
+	{"pace.go"},
 	{"engine.go"},
 	{"builder.go"},
 	{"workers.go"},

@@ -57,7 +57,7 @@ func runOrdered[T, R any](n *node[T, R], window int, c *caller[T, R]) {
 				returned = true
 				return
 			}
-			t.in.Add(1)
+			p.took(t, 1)
 			*cur = v
 			start := t.callStart(p)
 			r, err := c.call(t, v)

@@ -98,6 +98,7 @@ type Pipeline struct {
 	}
 	sealers []func() // run once, when the first sink starts or Wait is called (see seal)
 	sealed  bool
+	paced   atomic.Pointer[chan struct{}] // the wake channel of a paced source holding back (see pace.go); nil: none
 }
 
 // New returns a pipeline whose stages all obey ctx: when ctx ends, every stage

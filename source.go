@@ -8,10 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"runtime"
 	"sync"
-	"sync/atomic"
-	"time"
 )
 
 // Generate is a source that emits items in order on its output, then closes
@@ -124,8 +121,10 @@ func source[T any](p *Pipeline, kind string, opts []StageOption, bad string, fro
 	}
 	sp := spec{kind: kind, workers: 1, outs: 1, allowed: optsBasic | optCheckpoint, source: true, bad: bad}
 	start := func(n *node[T, T]) {
-		e := &emitter[T]{n: n, ctr: &n.s.ctr[0], ctx: p.ctx, produce: produce, fn: fn, cp: cp,
-			timed: kind != "generate" && kind != "fromchan"}
+		e := &emitter[T]{n: n, ctr: &n.s.ctr[0], ctx: p.ctx, produce: produce, fn: fn, cp: cp}
+		if kind != "generate" && kind != "fromchan" {
+			e.pace = newPacer()
+		}
 		if produce {
 			e.stop = p.stopChan()
 			e.ctx, e.cancel = p.stopContext()
@@ -176,33 +175,8 @@ type emitter[T any] struct {
 	// fn has returned is refused (guard), never a send on a closed channel.
 	guard    sync.RWMutex
 	returned bool
-	// A user's fn (not Generate's or FromChan's loop) has the time between
-	// its emits sampled: whether it is busy (see handOff).
-	timed bool
-	sent  atomic.Uint32
-	mark  atomic.Int64 // monotonic() at the last sample
-	busy  atomic.Bool  // its emits came busyAfter or more apart at the last sample
-}
-
-// busyAfter is the mean time between a source's emits from which it counts
-// as busy: a yield (well under a microsecond) costs it a few percent at
-// most.
-const busyAfter = 2 * time.Microsecond
-
-// handOff is called after each item a source sends. A receiver woken by a
-// send waits for a processor, and the runtime gives it the sender's: a
-// source whose user code works on between its emits (a parser, a decoder, a
-// loop pacing itself) keeps it, and the item waits for the receiver to be
-// stolen by another processor, or for the source to be preempted or to
-// fill the buffer: tens of microseconds to milliseconds. So a busy source
-// yields after each send, and the receiver it woke runs at once. No other
-// sender yields: on the throughput workloads a sender runs ahead of its
-// receiver by the buffer, and a worker whose call sleeps or waits has given
-// its processor up anyway.
-func (e *emitter[T]) handOff() {
-	if e.busy.Load() {
-		runtime.Gosched()
-	}
+	// A user's fn (not Generate's or FromChan's loop) is paced (see pace.go).
+	pace *pacer
 }
 
 func (e *emitter[T]) emit(v T) error {
@@ -221,9 +195,6 @@ func (e *emitter[T]) emit(v T) error {
 		p.recordInterrupt()
 		return context.Cause(p.ctx)
 	}
-	if e.timed && e.sent.Add(1)&(latencyEvery-1) == 0 {
-		e.sample()
-	}
 	if p.track != nil {
 		var k *tag
 		if e.cp != nil {
@@ -239,22 +210,10 @@ func (e *emitter[T]) emit(v T) error {
 	} else if err := deliverTimed(p, e.ctr, e.n.out, v, e.stop); err != nil {
 		return err
 	}
-	e.ctr.out.Add(1)
-	e.handOff()
+	if n := e.ctr.out.Add(1); e.pace != nil {
+		e.pace.emitted(p, &e.n.s, n, e.stop)
+	}
 	return nil
-}
-
-// sample reads the clock once every latencyEvery emits: the source is busy
-// if its emits came busyAfter apart or more, on average, since the last.
-func (e *emitter[T]) sample() {
-	now := monotonic()
-	last := time.Duration(e.mark.Swap(int64(now)))
-	if last == 0 {
-		return
-	}
-	if busy := (now-last)/latencyEvery >= busyAfter; busy != e.busy.Load() {
-		e.busy.Store(busy)
-	}
 }
 
 func (e *emitter[T]) run() {

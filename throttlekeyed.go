@@ -131,7 +131,7 @@ func (q *buckets[K, T]) intake(n *node[T, T], t *counters, cur *T, key func(T) K
 		var k K
 		var alone bool
 		if ok {
-			t.in.Add(1)
+			n.p.took(t, 1)
 			*cur = v
 			k = key(v)
 			// A NaN is equal to no key; a key that cannot be compared
