@@ -38,19 +38,23 @@ const (
 
 // pacer paces a source whose fn is user code: Produce, FromSeq and the
 // reader sources (Generate's and FromChan's loops never work between their
-// emits). The first emits are held back; every paceEvery emits the pacer
-// judges whether the source is busy, and whether holding back costs it too
-// much.
+// emits). A new source counts as busy; every paceEvery emits the pacer
+// judges afresh whether it is, and whether holding back costs it too much.
+// A source given [BufferSize], or on a pipeline given [DefaultBuffer], only
+// yields: its buffer is what it asked for.
 //
 // Why: a receiver woken by a send waits for a processor, and the runtime
-// gives it the sender's. A busy source keeps it, so the item waits until the
-// receiver is stolen by the other processor. And when a stage downstream
-// is stranded (its goroutine runnable on a processor whose thread the host
-// has paused), a busy source keeps its own processor from ever going idle
-// to take it, and fills the buffers behind it for milliseconds. An
-// unbuffered pipeline blocks its source at once, so the idle processor
-// takes the stranded stage within microseconds; holding back does the same.
+// gives it the sender's. A busy source keeps it, so the item waits until
+// the receiver is stolen by the other processor (the yield). A producer
+// that emits in bursts (one that sleeps oversleeps, then catches up) fills
+// the buffer with the burst, and each item waits for those ahead of it. And
+// when a stage downstream is stranded (its goroutine runnable on a
+// processor whose thread the host has paused), a busy source keeps its own
+// processor from ever going idle to take it, and fills the buffers behind
+// it for milliseconds. An unbuffered pipeline blocks its source at once, so
+// each of these costs it microseconds; holding back does the same.
 type pacer struct {
+	hold bool        // the source's output has the default capacity: it may hold back
 	mu   sync.Mutex  // held by the emit that judges or holds back; a concurrent emit of the same source does neither
 	busy atomic.Bool // its emits came busyAfter or more apart, smoothed over windows
 	// Under mu:
@@ -63,13 +67,16 @@ type pacer struct {
 	backoff int           // the rest the source took last
 	wake    chan struct{} // a token from a stage that took an item (see Pipeline.took)
 	timer   *time.Timer   // bounds a hold
+	atMost  time.Duration // the bound: holdBackAtMost
 	seen    int           // stages in the pipeline when watch was made
 	watch   []queuer      // the source's output and those downstream of it that stages read
 	readers []*stage      // the stages reading the source's output
 }
 
-func newPacer() *pacer {
-	pc := &pacer{wake: make(chan struct{}, 1)}
+// newPacer returns the pacer of a source; hold says whether it may hold
+// back (only yield, if not).
+func newPacer(hold bool) *pacer {
+	pc := &pacer{hold: hold, wake: make(chan struct{}, 1), atMost: holdBackAtMost}
 	pc.busy.Store(true)
 	return pc
 }
@@ -93,7 +100,7 @@ func (pc *pacer) emitted(p *Pipeline, src *stage, n uint64, stop <-chan struct{}
 		return
 	}
 	runtime.Gosched()
-	if pc.rest == 0 && pc.stalled(p, src, n) {
+	if pc.hold && pc.rest == 0 && pc.stalled(p, src, n) {
 		pc.holdBack(p, src, n, stop)
 	}
 }
@@ -213,14 +220,14 @@ func (pc *pacer) look(p *Pipeline, src *stage) {
 
 // holdBack parks the source until nothing it sent waits, a stage taking an
 // item waking it to look again; or until the pipeline is cancelled, stop
-// is closed, or holdBackAtMost has passed.
+// is closed, or atMost has passed.
 func (pc *pacer) holdBack(p *Pipeline, src *stage, sent uint64, stop <-chan struct{}) {
 	start := monotonic()
 	defer func() { pc.held += monotonic() - start }()
 	if pc.timer == nil {
-		pc.timer = time.NewTimer(holdBackAtMost)
+		pc.timer = time.NewTimer(pc.atMost)
 	} else {
-		pc.timer.Reset(holdBackAtMost)
+		pc.timer.Reset(pc.atMost)
 	}
 	defer pc.timer.Stop()
 	w := &pc.wake

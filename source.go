@@ -123,7 +123,7 @@ func source[T any](p *Pipeline, kind string, opts []StageOption, bad string, fro
 	start := func(n *node[T, T]) {
 		e := &emitter[T]{n: n, ctr: &n.s.ctr[0], ctx: p.ctx, produce: produce, fn: fn, cp: cp}
 		if kind != "generate" && kind != "fromchan" {
-			e.pace = newPacer()
+			e.pace = newPacer(n.cfg.buf < 0 && !p.bufSet)
 		}
 		if produce {
 			e.stop = p.stopChan()

@@ -49,7 +49,7 @@ done
 
 patterns=('W1/impl=pipeline$' 'W2/./impl=pipeline$' 'W3/impl=(pipeline|floor)$'
   'W4/impl=(pipeline|floor)$/.' 'W5/./impl=pipeline$' 'Small/./impl=pipeline$'
-  'Latency/./impl=pipeline$' 'Wide/impl=(pipeline|floor)$')
+  'Latency/./impl=pipeline$' 'Wide/impl=(pipeline|floor)$' 'BusySource/./impl=pipeline$')
 for round in $(seq "$rounds"); do
   echo "== round $round/$rounds" >&2
   for name in "${names[@]}"; do

@@ -179,3 +179,65 @@ func BenchmarkUnbuffered(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBusySource prices the pacing of a busy source on throughput: a
+// source that works (spins) src between its emits → a map on workers that
+// each work fn per item → a sink, busyItems items: with the default buffers
+// (the source holds back while an item it sent waits, unless that costs it
+// much of its time), with the source given BufferSize(DefaultBufferSize)
+// (it only yields, as before pacing), and with DefaultBuffer(0).
+// shape=downbound (the map is the bottleneck) and shape=even (both as slow)
+// are where holding back can cost, shape=srcbound where it should not.
+func BenchmarkBusySource(b *testing.B) {
+	for _, sh := range []struct {
+		name    string
+		src, fn time.Duration
+		workers int
+	}{
+		{"srcbound", 5 * time.Microsecond, 2 * time.Microsecond, 1},
+		{"even", 3 * time.Microsecond, 3 * time.Microsecond, 1},
+		{"downbound", 2 * time.Microsecond, 6 * time.Microsecond, 2},
+	} {
+		b.Run("shape="+sh.name, func(b *testing.B) {
+			for _, c := range []struct {
+				impl string
+				opts []pipeline.Option
+				src  []pipeline.StageOption
+			}{
+				{"pipeline", nil, nil},
+				{"pipeline-sourcebuffer", nil, []pipeline.StageOption{pipeline.BufferSize(pipeline.DefaultBufferSize)}},
+				{"pipeline-unbuffered", []pipeline.Option{pipeline.DefaultBuffer(0)}, nil},
+			} {
+				b.Run("impl="+c.impl, func(b *testing.B) {
+					measure(b, busyItems, busyItems, func() (int, error) {
+						p := pipeline.New(context.Background(), c.opts...)
+						src := pipeline.Produce(p, func(_ context.Context, emit func(int) error) error {
+							for i := range busyItems {
+								spinFor(sh.src)
+								if err := emit(i); err != nil {
+									return err
+								}
+							}
+							return nil
+						}, c.src...)
+						mapped := pipeline.FanOut(p, src, sh.workers, func(_ context.Context, x int) (int, error) {
+							spinFor(sh.fn)
+							return x, nil
+						})
+						n := 0
+						err := pipeline.ForEach(p, mapped, 1, func(context.Context, int) error { n++; return nil })
+						return n, err
+					})
+				})
+			}
+		})
+	}
+}
+
+const busyItems = 2000
+
+// spinFor works (spins, never parking) for d.
+func spinFor(d time.Duration) {
+	for start := time.Now(); time.Since(start) < d; {
+	}
+}
