@@ -84,7 +84,7 @@ func newPacer(hold bool) *pacer {
 // emitted is called once the source has sent its n-th item. src is the
 // source's stage, stop what ends a hold besides cancellation (nil: only
 // that and the bound).
-func (pc *pacer) emitted(p *Pipeline, src *stage, n uint64, stop <-chan struct{}) {
+func (pc *pacer) emitted(p *Pipeline, src *stage, t *counters, n uint64, stop <-chan struct{}) {
 	window := n%paceEvery == 1
 	if !window && !pc.busy.Load() {
 		return
@@ -101,7 +101,7 @@ func (pc *pacer) emitted(p *Pipeline, src *stage, n uint64, stop <-chan struct{}
 	}
 	runtime.Gosched()
 	if pc.hold && pc.rest == 0 && pc.stalled(p, src, n) {
-		pc.holdBack(p, src, n, stop)
+		t.sendWait.Add(int64(pc.holdBack(p, src, n, stop)))
 	}
 }
 
@@ -220,10 +220,13 @@ func (pc *pacer) look(p *Pipeline, src *stage) {
 
 // holdBack parks the source until nothing it sent waits, a stage taking an
 // item waking it to look again; or until the pipeline is cancelled, stop
-// is closed, or atMost has passed.
-func (pc *pacer) holdBack(p *Pipeline, src *stage, sent uint64, stop <-chan struct{}) {
+// is closed, or atMost has passed. It returns how long that took.
+func (pc *pacer) holdBack(p *Pipeline, src *stage, sent uint64, stop <-chan struct{}) (held time.Duration) {
 	start := monotonic()
-	defer func() { pc.held += monotonic() - start }()
+	defer func() {
+		held = monotonic() - start
+		pc.held += held
+	}()
 	if pc.timer == nil {
 		pc.timer = time.NewTimer(pc.atMost)
 	} else {

@@ -55,8 +55,9 @@ func TestPacing(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 		// Unpaced, it would have filled the map's input (64) in about 1.3 ms.
 		// Paced, each emit waits for a take, or 1 ms at most.
-		sent := stageStats(t, p, "src").Out
-		assert.LessOrEqual(t, sent, uint64(32), "the source sent %d items while its reader held its first", sent)
+		st := stageStats(t, p, "src")
+		assert.LessOrEqual(t, st.Out, uint64(32), "the source sent %d items while its reader held its first", st.Out)
+		assert.GreaterOrEqual(t, st.SendWait, 2*time.Millisecond, "holding back counts as SendWait")
 		close(open)
 		require.NoError(t, <-done)
 		assert.Equal(t, int64(items), got.Load(), "every item arrives")

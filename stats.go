@@ -70,7 +70,8 @@ type StageStats struct {
 	Latency *Histogram
 	// RecvWait is the time the stage's goroutines spent waiting for an item
 	// on an empty input (upstream is slower), SendWait the time they spent
-	// blocked sending to a full output (downstream is slower), summed over
+	// blocked sending to a full output, or a busy source holding back (see
+	// "Buffers" in the package doc) (downstream is slower), summed over
 	// goroutines. Running is how long the stage has run (from its start to
 	// the end of its last goroutine, or to now).
 	RecvWait, SendWait, Running time.Duration
