@@ -5,8 +5,8 @@ package pipeline
 // still waits in the pipeline it parks until a stage takes one, as the
 // sender of an unbuffered channel would. It stops holding back while that
 // costs it much of its time (its readers are slower than it), so a source
-// feeding slower stages keeps its buffers. The stages' side is taken: each
-// item a stage takes wakes the source if it waits.
+// feeding slower stages keeps its buffers. On the stages' side, each item a
+// stage takes wakes the source if it waits (Pipeline.took).
 
 import (
 	"runtime"
