@@ -206,6 +206,9 @@ var stopCases = []stopCase{
 		require.NoError(t, err)
 		em := emitted()
 		want := slices.DeleteFunc(slices.Clone(em), func(v int) bool { return v%3 == 0 })
+		if len(want) == 0 {
+			want = nil // Collect of nothing is nil; em may be [0], which filters to empty
+		}
 		require.Equal(t, len(want), len(got), "every kept item reaches the sink")
 		assert.Equal(t, want, got)
 		f := stageStats(t, p, "filter#2")
