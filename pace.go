@@ -84,7 +84,7 @@ func newPacer(hold bool) *pacer {
 // emitted is called once the source has sent its n-th item. src is the
 // source's stage, stop what ends a hold besides cancellation (nil: only
 // that and the bound).
-func (pc *pacer) emitted(p *Pipeline, src *stage, t *counters, n uint64, stop <-chan struct{}) {
+func (pc *pacer) emitted(p *Pipeline, src *stage, n uint64, stop <-chan struct{}) {
 	window := n%paceEvery == 1
 	if !window && !pc.busy.Load() {
 		return
@@ -101,7 +101,7 @@ func (pc *pacer) emitted(p *Pipeline, src *stage, t *counters, n uint64, stop <-
 	}
 	runtime.Gosched()
 	if pc.hold && pc.rest == 0 && pc.stalled(p, src, n) {
-		t.sendWait.Add(int64(pc.holdBack(p, src, n, stop)))
+		src.ctr[0].sendWait.Add(int64(pc.holdBack(p, src, n, stop))) // a source has one worker
 	}
 }
 

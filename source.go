@@ -211,7 +211,7 @@ func (e *emitter[T]) emit(v T) error {
 		return err
 	}
 	if n := e.ctr.out.Add(1); e.pace != nil {
-		e.pace.emitted(p, &e.n.s, e.ctr, n, e.stop)
+		e.pace.emitted(p, &e.n.s, n, e.stop)
 	}
 	return nil
 }

@@ -70,10 +70,10 @@ type StageStats struct {
 	Latency *Histogram
 	// RecvWait is the time the stage's goroutines spent waiting for an item
 	// on an empty input (upstream is slower), SendWait the time they spent
-	// blocked sending to a full output, or a busy source holding back (see
-	// "Buffers" in the package doc) (downstream is slower), summed over
-	// goroutines. Running is how long the stage has run (from its start to
-	// the end of its last goroutine, or to now).
+	// blocked sending to a full output or, for a busy source, holding back
+	// (see "Buffers" in the package doc): downstream is slower. Both are
+	// summed over goroutines. Running is how long the stage has run (from
+	// its start to the end of its last goroutine, or to now).
 	RecvWait, SendWait, Running time.Duration
 	// Utilization is the share of its goroutines' time (Workers × Running)
 	// the stage spent neither waiting for input nor blocked on its output:
